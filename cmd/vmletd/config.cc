@@ -1,0 +1,169 @@
+#include "cmd/vmletd/config.h"
+
+#include <cerrno>
+#include <functional>
+#include <map>
+
+#include <yaml-cpp/yaml.h>
+
+#include "absl/strings/str_join.h"
+#include "base/file_util.h"
+#include "base/status.h"
+#include "base/str_util.h"
+
+namespace vmlet {
+namespace {
+
+using Setter = std::function<absl::Status(const YAML::Node&, Config&)>;
+
+absl::Status BadValue(std::string_view key, std::string_view value, std::string_view expected) {
+  return absl::InvalidArgumentError(
+      StrCat("key \"", key, "\": value \"", value, "\" is invalid: expected ", expected));
+}
+
+absl::StatusOr<std::string> Scalar(std::string_view key, const YAML::Node& node) {
+  if (!node.IsScalar()) {
+    return absl::InvalidArgumentError(StrCat("key \"", key, "\": expected a single value"));
+  }
+  return node.Scalar();
+}
+
+Setter AbsolutePath(std::string Config::*field, std::string_view key) {
+  return [field, key](const YAML::Node& node, Config& config) -> absl::Status {
+    VMLET_ASSIGN_OR_RETURN(std::string value, Scalar(key, node));
+    if (value.empty() || value[0] != '/') return BadValue(key, value, "an absolute path");
+    if (value.size() > 4000) return BadValue(key, value.substr(0, 40) + "...", "a shorter path");
+    config.*field = value;
+    return absl::OkStatus();
+  };
+}
+
+const std::map<std::string, Setter, std::less<>>& Setters() {
+  static const auto* setters = new std::map<std::string, Setter, std::less<>>{
+      {"cri_socket", AbsolutePath(&Config::cri_socket, "cri_socket")},
+      {"vmspec_socket", AbsolutePath(&Config::vmspec_socket, "vmspec_socket")},
+      {"state_dir", AbsolutePath(&Config::state_dir, "state_dir")},
+      {"run_dir", AbsolutePath(&Config::run_dir, "run_dir")},
+      {"libvirt_uri",
+       [](const YAML::Node& node, Config& config) -> absl::Status {
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("libvirt_uri", node));
+         if (value.find(":/") == std::string::npos) {
+           return BadValue("libvirt_uri", value, "a libvirt URI such as qemu:///system");
+         }
+         config.libvirt_uri = value;
+         return absl::OkStatus();
+       }},
+      {"accelerator",
+       [](const YAML::Node& node, Config& config) -> absl::Status {
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("accelerator", node));
+         if (value == "auto") {
+           config.accelerator = Accelerator::kAuto;
+         } else if (value == "kvm") {
+           config.accelerator = Accelerator::kKvm;
+         } else if (value == "tcg") {
+           config.accelerator = Accelerator::kTcg;
+         } else {
+           return BadValue("accelerator", value, "one of auto, kvm, tcg");
+         }
+         return absl::OkStatus();
+       }},
+      {"log_level",
+       [](const YAML::Node& node, Config& config) -> absl::Status {
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("log_level", node));
+         absl::StatusOr<LogLevel> level = ParseLogLevel(value);
+         if (!level.ok()) return BadValue("log_level", value, "one of debug, info, warning, error");
+         config.log_level = *level;
+         return absl::OkStatus();
+       }},
+      {"shutdown_timeout_seconds",
+       [](const YAML::Node& node, Config& config) -> absl::Status {
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("shutdown_timeout_seconds", node));
+         int seconds = 0;
+         if (!YAML::convert<int>::decode(node, seconds) || seconds < 0 || seconds > 3600) {
+           return BadValue("shutdown_timeout_seconds", value, "a whole number from 0 to 3600");
+         }
+         config.shutdown_timeout_seconds = seconds;
+         return absl::OkStatus();
+       }},
+      {"vm_driver",
+       [](const YAML::Node& node, Config& config) -> absl::Status {
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("vm_driver", node));
+         if (value != "libvirt" && value != "fake") {
+           return BadValue("vm_driver", value, "libvirt (\"fake\" is for the test suite only)");
+         }
+         config.vm_driver = value;
+         return absl::OkStatus();
+       }},
+  };
+  return *setters;
+}
+
+std::string KnownKeys() {
+  std::vector<std::string> keys;
+  for (const auto& [key, setter] : Setters()) keys.push_back(key);
+  return absl::StrJoin(keys, ", ");
+}
+
+absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
+  Config config;
+  if (!root || root.IsNull()) return config;  // An empty file: all defaults.
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError("the top level must be a mapping of key: value");
+  }
+  for (const auto& entry : root) {
+    if (!entry.first.IsScalar()) {
+      return absl::InvalidArgumentError("keys must be plain strings");
+    }
+    const std::string& key = entry.first.Scalar();
+    auto setter = Setters().find(key);
+    if (setter == Setters().end()) {
+      return absl::InvalidArgumentError(
+          StrCat("unknown key \"", key, "\" (known keys: ", KnownKeys(), ")"));
+    }
+    VMLET_RETURN_IF_ERROR(setter->second(entry.second, config));
+  }
+  return config;
+}
+
+}  // namespace
+
+std::string_view AcceleratorName(Accelerator accelerator) {
+  switch (accelerator) {
+    case Accelerator::kAuto:
+      return "auto";
+    case Accelerator::kKvm:
+      return "kvm";
+    case Accelerator::kTcg:
+      return "tcg";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<Config> ParseConfig(std::string_view yaml, std::string_view source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        StrCat("config \"", source, "\": line ", e.mark.line + 1, ": ", e.msg));
+  }
+  absl::StatusOr<Config> config;
+  try {
+    config = ParseNode(root);
+  } catch (const YAML::Exception& e) {
+    config = absl::InvalidArgumentError(e.what());
+  }
+  if (!config.ok()) return Annotate(config.status(), StrCat("config \"", source, "\""));
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& path, bool must_exist) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    if (!must_exist && absl::IsNotFound(text.status())) return Config{};
+    return Annotate(text.status(), "reading config");
+  }
+  return ParseConfig(*text, path);
+}
+
+}  // namespace vmlet

@@ -1,0 +1,44 @@
+// vmletd's configuration: /etc/vmlet/vmlet.yaml or the file named by
+// --config. Every key has a default (see README "Configuration"); an unknown
+// key or a bad value is an error that names the key.
+#ifndef VMLET_CMD_VMLETD_CONFIG_H_
+#define VMLET_CMD_VMLETD_CONFIG_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "base/logging.h"
+
+namespace vmlet {
+
+inline constexpr std::string_view kDefaultConfigPath = "/etc/vmlet/vmlet.yaml";
+
+enum class Accelerator { kAuto, kKvm, kTcg };
+std::string_view AcceleratorName(Accelerator accelerator);
+
+struct Config {
+  std::string cri_socket = "/run/vmlet/cri.sock";
+  std::string vmspec_socket = "/run/vmlet/vmspec.sock";
+  std::string state_dir = "/var/lib/vmlet";
+  std::string run_dir = "/run/vmlet";
+  std::string libvirt_uri = "qemu:///system";
+  Accelerator accelerator = Accelerator::kAuto;
+  LogLevel log_level = LogLevel::kInfo;
+  // How long in-flight RPCs may run on after SIGTERM/SIGINT.
+  int shutdown_timeout_seconds = 10;
+  // "libvirt" (the default) or "fake", an in-process driver that only the
+  // test suite selects.
+  std::string vm_driver = "libvirt";
+};
+
+// Parses YAML text; `source` names it in messages.
+absl::StatusOr<Config> ParseConfig(std::string_view yaml, std::string_view source);
+
+// Loads `path`. When `must_exist` is false and the file does not exist,
+// the defaults are returned.
+absl::StatusOr<Config> LoadConfig(const std::string& path, bool must_exist);
+
+}  // namespace vmlet
+
+#endif  // VMLET_CMD_VMLETD_CONFIG_H_

@@ -1,0 +1,92 @@
+// vmletd: the vmlet CRI runtime daemon.
+//
+//   vmletd [--config FILE]
+//
+// Reads /etc/vmlet/vmlet.yaml (or FILE), serves the CRI on cri_socket and
+// runs until SIGTERM or SIGINT, then shuts down gracefully.
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "base/logging.h"
+#include "cmd/vmletd/config.h"
+#include "cmd/vmletd/server.h"
+#include "vmlet_build_config.h"
+
+namespace {
+
+constexpr vmlet::Logger kLog("vmletd");
+
+constexpr char kUsage[] =
+    "usage: vmletd [--config FILE]\n"
+    "\n"
+    "Runs the vmlet CRI runtime: every Kubernetes pod becomes a virtual machine.\n"
+    "\n"
+    "  --config FILE   configuration file (default /etc/vmlet/vmlet.yaml; a missing\n"
+    "                  default file means every key takes its default)\n"
+    "  --version       print the version and exit\n"
+    "  --help          print this help and exit\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path(vmlet::kDefaultConfigPath);
+  bool config_given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "--version") {
+      std::printf("vmletd %s\n", VMLET_VERSION);
+      return 0;
+    }
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+      config_given = true;
+    } else if (arg.starts_with("--config=")) {
+      config_path = std::string(arg.substr(9));
+      config_given = true;
+    } else {
+      std::fprintf(stderr, "vmletd: unknown argument \"%s\"\n\n%s", argv[i], kUsage);
+      return 2;
+    }
+  }
+
+  absl::StatusOr<vmlet::Config> config = vmlet::LoadConfig(config_path, config_given);
+  if (!config.ok()) {
+    std::fprintf(stderr, "vmletd: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  vmlet::SetLogLevel(config->log_level);
+
+  // Signals are taken synchronously by the main thread; every thread that
+  // gRPC starts inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  kLog.Info("vmletd {} starting (config {})", VMLET_VERSION,
+            config_given ? config_path : config_path + " or defaults");
+  absl::StatusOr<std::unique_ptr<vmlet::Server>> server = vmlet::Server::Start(*config);
+  if (!server.ok()) {
+    kLog.Error("start-up failed: {}", server.status().message());
+    return 1;
+  }
+  sd_notify(0, "READY=1\nSTATUS=serving the CRI");
+
+  int received = 0;
+  sigwait(&signals, &received);
+  kLog.Info("received {}, shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  sd_notify(0, "STOPPING=1");
+  (*server)->Shutdown();
+  kLog.Info("vmletd stopped");
+  return 0;
+}

@@ -1,0 +1,125 @@
+#include "cmd/vmletd/server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/file_util.h"
+#include "base/logging.h"
+#include "base/scope_guard.h"
+#include "base/status.h"
+#include "base/str_util.h"
+#include "vmdriver/fake_vm_driver.h"
+
+namespace vmlet {
+namespace {
+
+constexpr Logger kLog("vmletd");
+
+// Whether a process accepts connections on the unix socket at `path`.
+bool SomeoneListens(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ScopeGuard close_fd([fd] { ::close(fd); });
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  return ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+absl::StatusOr<std::unique_ptr<vmdriver::VmDriver>> MakeDriver(const Config& config) {
+  if (config.vm_driver == "fake") {
+    kLog.Warning("using the fake VM driver: no VM is booted (vm_driver: fake is for tests)");
+    auto driver = std::make_unique<vmdriver::FakeVmDriver>(config.state_dir + "/fake-vms");
+    VMLET_RETURN_IF_ERROR(Annotate(driver->Load(), "loading the fake VM driver's VMs"));
+    return driver;
+  }
+  // The libvirt driver is the next piece of work; until it lands, vmletd
+  // says so instead of pretending to run VMs.
+  return std::make_unique<vmdriver::UnavailableVmDriver>(StrCat(
+      "the libvirt VM driver (", config.libvirt_uri, ") is not part of this vmletd build yet"));
+}
+
+}  // namespace
+
+absl::Status PrepareSocketPath(const std::string& path) {
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::InvalidArgumentError(StrCat("socket path \"", path, "\" is longer than ",
+                                             sizeof(sockaddr_un{}.sun_path) - 1, " bytes"));
+  }
+  VMLET_RETURN_IF_ERROR(MakeDirs(DirName(path), 0755));
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoToStatus(errno, StrCat("checking \"", path, "\""));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        StrCat("\"", path, "\" exists and is not a socket; remove it or choose another path"));
+  }
+  if (SomeoneListens(path)) {
+    return absl::FailedPreconditionError(
+        StrCat("another process serves on \"", path, "\" (is vmletd already running?)"));
+  }
+  kLog.Info("removing stale socket {}", path);
+  return RemoveFileIfExists(path);
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  std::unique_ptr<Server> server(new Server(config));
+  VMLET_ASSIGN_OR_RETURN(server->driver_, MakeDriver(config));
+  server->cri_ = std::make_unique<cri::CriService>(
+      cri::CriOptions{.state_dir = config.state_dir, .run_dir = config.run_dir},
+      server->driver_.get());
+  VMLET_RETURN_IF_ERROR(Annotate(server->cri_->Init(), "loading state"));
+  VMLET_RETURN_IF_ERROR(MakeDirs(config.run_dir, 0755));
+  VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.cri_socket));
+
+  server->runtime_service_ = std::make_unique<cri::RuntimeServiceAdapter>(server->cri_.get());
+  server->image_service_ = std::make_unique<cri::ImageServiceAdapter>(server->cri_.get());
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(StrCat("unix:", config.cri_socket), grpc::InsecureServerCredentials());
+  builder.RegisterService(server->runtime_service_.get());
+  builder.RegisterService(server->image_service_.get());
+  // Pod and container configs can be large (many env vars and mounts).
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  builder.SetMaxSendMessageSize(16 << 20);
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr) {
+    return absl::UnavailableError(
+        StrCat("cannot serve on \"", config.cri_socket, "\" (see the gRPC log above)"));
+  }
+  if (::chmod(config.cri_socket.c_str(), 0660) != 0) {
+    absl::Status status = ErrnoToStatus(errno, StrCat("chmod \"", config.cri_socket, "\""));
+    server->Shutdown();
+    return status;
+  }
+  kLog.Info("serving the CRI on {} (VM driver: {})", config.cri_socket, server->driver_->Name());
+  return server;
+}
+
+Server::~Server() { Shutdown(); }
+
+void Server::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_server_ != nullptr) {
+    kLog.Info("shutting down: waiting up to {}s for calls in flight",
+              config_.shutdown_timeout_seconds);
+    grpc_server_->Shutdown(std::chrono::system_clock::now() +
+                           std::chrono::seconds(config_.shutdown_timeout_seconds));
+    grpc_server_->Wait();
+    (void)RemoveFileIfExists(config_.cri_socket);
+  }
+}
+
+}  // namespace vmlet

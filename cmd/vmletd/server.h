@@ -1,0 +1,50 @@
+// vmletd's wiring: the VM driver, the CRI service and the gRPC server on the
+// CRI socket, and a clean shutdown.
+#ifndef VMLET_CMD_VMLETD_SERVER_H_
+#define VMLET_CMD_VMLETD_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cmd/vmletd/config.h"
+#include "cri/cri_service.h"
+#include "cri/instrumented_service.h"
+#include "vmdriver/vm_driver.h"
+
+namespace vmlet {
+
+// Prepares the socket path: creates the parent directory and removes a
+// stale socket. FAILED_PRECONDITION if another process serves on it or the
+// path is not a socket.
+absl::Status PrepareSocketPath(const std::string& path);
+
+class Server {
+ public:
+  // Builds every part and starts serving; the socket has mode 0660.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const Config& config);
+  ~Server();
+
+  // Stops accepting calls, lets in-flight calls finish for up to the
+  // configured timeout, then removes the socket. Called once, from the
+  // main thread.
+  void Shutdown();
+
+ private:
+  explicit Server(const Config& config) : config_(config) {}
+
+  Config config_;
+  std::unique_ptr<vmdriver::VmDriver> driver_;
+  std::unique_ptr<cri::CriService> cri_;
+  std::unique_ptr<cri::RuntimeServiceAdapter> runtime_service_;
+  std::unique_ptr<cri::ImageServiceAdapter> image_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  bool shut_down_ = false;
+};
+
+}  // namespace vmlet
+
+#endif  // VMLET_CMD_VMLETD_SERVER_H_

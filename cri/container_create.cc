@@ -1,0 +1,124 @@
+// CreateContainer: record the intent, define the VM (paused), mark created.
+#include <cmath>
+
+#include "base/id.h"
+#include "base/logging.h"
+#include "base/scope_guard.h"
+#include "base/status.h"
+#include "base/str_util.h"
+#include "cri/convert.h"
+#include "cri/cri_service.h"
+#include "cri/validate.h"
+
+namespace vmlet::cri {
+namespace {
+
+constexpr Logger kLog("cri");
+
+// vCPUs from the CPU limit (quota / period, rounded up); `fallback` when
+// there is no limit.
+int VcpusFrom(const v1::LinuxContainerResources& resources, int fallback) {
+  if (resources.cpu_quota() <= 0 || resources.cpu_period() <= 0) return fallback;
+  int64_t vcpus = (resources.cpu_quota() + resources.cpu_period() - 1) / resources.cpu_period();
+  return static_cast<int>(std::clamp<int64_t>(vcpus, 1, 1024));
+}
+
+int64_t MemoryFrom(const v1::LinuxContainerResources& resources, int64_t fallback) {
+  return resources.memory_limit_in_bytes() > 0 ? resources.memory_limit_in_bytes() : fallback;
+}
+
+std::string JoinLogPath(const std::string& directory, const std::string& relative) {
+  if (directory.empty() || relative.empty()) return "";
+  return StrCat(directory, directory.back() == '/' ? "" : "/", relative);
+}
+
+}  // namespace
+
+absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
+                                         v1::CreateContainerResponse* resp) {
+  VMLET_RETURN_IF_ERROR(ValidateIdField("pod_sandbox_id", req.pod_sandbox_id()));
+  VMLET_RETURN_IF_ERROR(ValidateContainerConfig(req.config()));
+  VMLET_ASSIGN_OR_RETURN(SandboxRecord sandbox, sandboxes_.Get(req.pod_sandbox_id()));
+  KeyedMutex::Lock sandbox_lock = sandbox_locks_.Acquire(sandbox.id());
+  VMLET_ASSIGN_OR_RETURN(sandbox, sandboxes_.Get(sandbox.id()));  // Fresh, under the lock.
+  if (sandbox.state() != state::v1::SANDBOX_STATE_READY) {
+    return absl::FailedPreconditionError(StrCat("sandbox \"", sandbox.id(), "\" is ",
+                                                StateName(sandbox.state()),
+                                                ": expected a ready sandbox"));
+  }
+  const v1::ContainerMetadata& metadata = req.config().metadata();
+  const std::string name = ContainerName(metadata, sandbox.config().metadata());
+
+  if (std::optional<std::string> holder = container_names_.Holder(name)) {
+    absl::StatusOr<ContainerRecord> existing = containers_.Get(*holder);
+    if (existing.ok() && existing->state() == state::v1::CONTAINER_STATE_CREATED) {
+      kLog.Info("CreateContainer for {} in sandbox {} is a retry: container {} exists",
+                metadata.name(), sandbox.id(), *holder);
+      resp->set_container_id(*holder);
+      return absl::OkStatus();
+    }
+    return absl::AlreadyExistsError(StrCat("container name \"", name, "\" is taken by container \"",
+                                           *holder, "\" in state ",
+                                           existing.ok() ? StateName(existing->state()) : "unknown",
+                                           ": expected a new attempt number for a new container"));
+  }
+  // A pod is one VM: restarts of that VM (same name, next attempt) are
+  // fine, a second, differently named container is not.
+  for (const ContainerRecord& other : containers_.List([&](const ContainerRecord& c) {
+         return c.sandbox_id() == sandbox.id() && c.config().metadata().name() != metadata.name();
+       })) {
+    return absl::FailedPreconditionError(StrCat(
+        "sandbox \"", sandbox.id(), "\" already has container \"", other.id(), "\" (\"",
+        other.config().metadata().name(), "\"): a vmlet pod runs exactly one VM container, so \"",
+        metadata.name(), "\" cannot be added"));
+  }
+
+  ContainerRecord record;
+  record.set_id(GenerateId());
+  record.set_sandbox_id(sandbox.id());
+  *record.mutable_config() = req.config();
+  record.set_state(state::v1::CONTAINER_STATE_CREATING);
+  record.set_created_at(NowNanos());
+  record.set_image_ref(req.config().image().image());
+  record.set_log_path(JoinLogPath(sandbox.config().log_directory(), req.config().log_path()));
+  const std::string id = record.id();
+
+  VMLET_RETURN_IF_ERROR(container_names_.Reserve(name, id));
+  ScopeGuard release_name([&] { container_names_.Release(name, id); });
+  VMLET_RETURN_IF_ERROR(
+      Annotate(containers_.Add(record), StrCat("recording container \"", id, "\"")));
+  ScopeGuard delete_record([&] { (void)containers_.Delete(id); });
+
+  const v1::LinuxContainerResources& resources = req.config().linux().resources();
+  vmdriver::VmConfig vm{
+      .id = id,
+      .sandbox_id = sandbox.id(),
+      .name = StrCat(sandbox.config().metadata().namespace_(), "_",
+                     sandbox.config().metadata().name(), "_", metadata.name()),
+      .vcpus = VcpusFrom(resources, options_.default_vcpus),
+      .memory_bytes = MemoryFrom(resources, options_.default_memory_bytes),
+      .image = record.image_ref(),
+      .log_path = record.log_path(),
+  };
+  VMLET_RETURN_IF_ERROR(
+      Annotate(driver_->Create(vm), StrCat("creating VM for container \"", id, "\"")));
+  ScopeGuard remove_vm([&] { (void)driver_->Remove(id); });
+
+  VMLET_RETURN_IF_ERROR(Annotate(containers_
+                                     .Update(id,
+                                             [](ContainerRecord& r) {
+                                               r.set_state(state::v1::CONTAINER_STATE_CREATED);
+                                               return absl::OkStatus();
+                                             })
+                                     .status(),
+                                 StrCat("recording container \"", id, "\" as created")));
+  remove_vm.Dismiss();
+  delete_record.Dismiss();
+  release_name.Dismiss();
+  kLog.Info("container {} ({}) created in sandbox {}: {} vCPUs, {} MiB", id, metadata.name(),
+            sandbox.id(), vm.vcpus, vm.memory_bytes / vmdriver::kMiB);
+  resp->set_container_id(id);
+  return absl::OkStatus();
+}
+
+}  // namespace vmlet::cri

@@ -1,0 +1,182 @@
+// Construction, start-up reconciliation and VM events of the CRI service.
+#include "cri/cri_service.h"
+
+#include "base/file_util.h"
+#include "base/id.h"
+#include "base/logging.h"
+#include "base/status.h"
+#include "base/str_util.h"
+#include "cri/convert.h"
+
+namespace vmlet::cri {
+namespace {
+
+constexpr Logger kLog("cri");
+
+}  // namespace
+
+CriService::CriService(CriOptions options, vmdriver::VmDriver* driver)
+    : options_(std::move(options)),
+      driver_(driver),
+      sandboxes_("sandbox", StrCat(options_.state_dir, "/sandboxes")),
+      containers_("container", StrCat(options_.state_dir, "/containers")) {}
+
+namespace {
+
+template <typename Record, typename Store>
+absl::StatusOr<std::optional<Locked<Record>>> LockIfExists(Store& store, KeyedMutex& locks,
+                                                           std::string_view id_or_prefix) {
+  absl::StatusOr<Record> found = store.Get(id_or_prefix);
+  if (absl::IsNotFound(found.status())) return std::nullopt;
+  VMLET_RETURN_IF_ERROR(found.status());
+  KeyedMutex::Lock lock = locks.Acquire(found->id());
+  absl::StatusOr<Record> current = store.Get(found->id());  // Fresh, under the lock.
+  if (absl::IsNotFound(current.status())) return std::nullopt;
+  VMLET_RETURN_IF_ERROR(current.status());
+  return Locked<Record>{std::move(lock), *std::move(current)};
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<Locked<SandboxRecord>>> CriService::LockSandboxIfExists(
+    std::string_view id_or_prefix) {
+  return LockIfExists<SandboxRecord>(sandboxes_, sandbox_locks_, id_or_prefix);
+}
+
+absl::StatusOr<std::optional<Locked<ContainerRecord>>> CriService::LockContainerIfExists(
+    std::string_view id_or_prefix) {
+  return LockIfExists<ContainerRecord>(containers_, container_locks_, id_or_prefix);
+}
+
+std::string CriService::SandboxDir(const std::string& id) const {
+  return StrCat(options_.state_dir, "/pods/", id);
+}
+
+absl::Status CriService::Init() {
+  VMLET_RETURN_IF_ERROR(MakeDirs(options_.state_dir, 0711));
+  VMLET_RETURN_IF_ERROR(MakeDirs(StrCat(options_.state_dir, "/pods"), 0700));
+  VMLET_ASSIGN_OR_RETURN(std::vector<std::string> sandbox_warnings, sandboxes_.Load());
+  VMLET_ASSIGN_OR_RETURN(std::vector<std::string> container_warnings, containers_.Load());
+  for (const auto& warning : sandbox_warnings) kLog.Error("{}", warning);
+  for (const auto& warning : container_warnings) kLog.Error("{}", warning);
+
+  for (const SandboxRecord& sandbox : sandboxes_.List()) {
+    VMLET_RETURN_IF_ERROR(
+        sandbox_names_.Reserve(SandboxName(sandbox.config().metadata()), sandbox.id()));
+  }
+  for (const ContainerRecord& container : containers_.List()) {
+    absl::StatusOr<SandboxRecord> sandbox = sandboxes_.Get(container.sandbox_id());
+    if (!sandbox.ok()) {
+      kLog.Warning("container {} belongs to sandbox {}, which has no record", container.id(),
+                   container.sandbox_id());
+      continue;
+    }
+    VMLET_RETURN_IF_ERROR(container_names_.Reserve(
+        ContainerName(container.config().metadata(), sandbox->config().metadata()),
+        container.id()));
+  }
+  driver_->Watch([this](const vmdriver::VmEvent& event) { OnVmEvent(event); });
+  VMLET_RETURN_IF_ERROR(ReconcileContainers());
+  VMLET_RETURN_IF_ERROR(ReconcileSandboxes());
+  kLog.Info("loaded {} sandboxes and {} containers from {}", sandboxes_.Size(), containers_.Size(),
+            options_.state_dir);
+  return absl::OkStatus();
+}
+
+absl::Status CriService::ReconcileSandboxes() {
+  for (const SandboxRecord& sandbox : sandboxes_.List()) {
+    if (sandbox.state() != state::v1::SANDBOX_STATE_CREATING) continue;
+    // RunPodSandbox was interrupted: undo it so that the kubelet's retry
+    // starts afresh.
+    kLog.Warning("sandbox {} was being created when vmletd stopped; undoing it", sandbox.id());
+    VMLET_RETURN_IF_ERROR(RemoveTree(SandboxDir(sandbox.id())));
+    VMLET_RETURN_IF_ERROR(sandboxes_.Delete(sandbox.id()));
+    sandbox_names_.Release(SandboxName(sandbox.config().metadata()), sandbox.id());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CriService::ReconcileContainers() {
+  absl::Status reachable = driver_->CheckReachable();
+  if (!reachable.ok()) {
+    kLog.Warning("VM driver {} unreachable; container states are not reconciled: {}",
+                 driver_->Name(), reachable.message());
+    return absl::OkStatus();
+  }
+  for (const ContainerRecord& container : containers_.List()) {
+    const std::string& id = container.id();
+    switch (container.state()) {
+      case state::v1::CONTAINER_STATE_CREATING: {
+        kLog.Warning("container {} was being created when vmletd stopped; undoing it", id);
+        VMLET_RETURN_IF_ERROR(driver_->Remove(id));
+        VMLET_RETURN_IF_ERROR(containers_.Delete(id));
+        absl::StatusOr<SandboxRecord> sandbox = sandboxes_.Get(container.sandbox_id());
+        if (sandbox.ok()) {
+          container_names_.Release(
+              ContainerName(container.config().metadata(), sandbox->config().metadata()), id);
+        }
+        break;
+      }
+      case state::v1::CONTAINER_STATE_CREATED:
+      case state::v1::CONTAINER_STATE_RUNNING: {
+        absl::StatusOr<vmdriver::VmInfo> info = driver_->Inspect(id);
+        if (absl::IsNotFound(info.status())) {
+          info = vmdriver::VmInfo{.id = id,
+                                  .state = vmdriver::VmState::kExited,
+                                  .finished_at = NowNanos(),
+                                  .exit_code = 255,
+                                  .reason = "Lost",
+                                  .message = "the VM disappeared while vmletd was not running"};
+        }
+        VMLET_RETURN_IF_ERROR(info.status());
+        VMLET_RETURN_IF_ERROR(ApplyVmInfo(id, *info));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CriService::ApplyVmInfo(const std::string& container_id,
+                                     const vmdriver::VmInfo& info) {
+  absl::StatusOr<ContainerRecord> updated =
+      containers_.Update(container_id, [&info](ContainerRecord& r) {
+        switch (info.state) {
+          case vmdriver::VmState::kCreated:
+            break;
+          case vmdriver::VmState::kRunning:
+            if (r.state() == state::v1::CONTAINER_STATE_CREATED) {
+              r.set_state(state::v1::CONTAINER_STATE_RUNNING);
+              r.set_started_at(info.started_at);
+            }
+            break;
+          case vmdriver::VmState::kExited:
+            if (r.state() == state::v1::CONTAINER_STATE_CREATED ||
+                r.state() == state::v1::CONTAINER_STATE_RUNNING) {
+              r.set_state(state::v1::CONTAINER_STATE_EXITED);
+              if (r.started_at() == 0) r.set_started_at(info.started_at);
+              r.set_finished_at(info.finished_at);
+              r.set_exit_code(info.exit_code);
+              r.set_reason(info.reason);
+              r.set_message(info.message);
+            }
+            break;
+        }
+        return absl::OkStatus();
+      });
+  if (absl::IsNotFound(updated.status())) return absl::OkStatus();  // Removed meanwhile.
+  return updated.status();
+}
+
+void CriService::OnVmEvent(const vmdriver::VmEvent& event) {
+  kLog.Debug("VM {} is {}", event.info.id, vmdriver::VmStateName(event.info.state));
+  absl::Status status = ApplyVmInfo(event.info.id, event.info);
+  if (!status.ok()) {
+    kLog.Error("recording state {} of container {}: {}", vmdriver::VmStateName(event.info.state),
+               event.info.id, status.message());
+  }
+}
+
+}  // namespace vmlet::cri

@@ -1,0 +1,130 @@
+// The CRI runtime and image services of vmletd, as plain C++: every method
+// takes the request, fills the response and returns an absl::Status. The
+// gRPC adapters in instrumented_service.h call these, convert the status and
+// log each RPC; nothing here builds a wire status.
+//
+// One file per verb group implements these methods (sandbox_run.cc,
+// container_create.cc, ...). Threading: every public method may be called
+// from any gRPC worker thread concurrently. Stores own their locks; a
+// per-object KeyedMutex serialises state changes of one sandbox or container.
+#ifndef VMLET_CRI_CRI_SERVICE_H_
+#define VMLET_CRI_CRI_SERVICE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "base/keyed_mutex.h"
+#include "cri/store/name_index.h"
+#include "cri/store/record_store.h"
+#include "cri/v1/api.pb.h"
+#include "vmdriver/vm_driver.h"
+#include "vmlet/state/v1/records.pb.h"
+
+namespace vmlet::cri {
+
+namespace v1 = ::runtime::v1;
+using SandboxRecord = ::vmlet::state::v1::SandboxRecord;
+using ContainerRecord = ::vmlet::state::v1::ContainerRecord;
+using SandboxStore = store::RecordStore<SandboxRecord>;
+using ContainerStore = store::RecordStore<ContainerRecord>;
+
+// A record held under its object's lock, for stop and remove.
+template <typename Record>
+struct Locked {
+  KeyedMutex::Lock lock;
+  Record record;
+};
+
+struct CriOptions {
+  std::string state_dir;  // Records live in <state_dir>/sandboxes and /containers.
+  std::string run_dir;
+  int default_vcpus = 1;
+  int64_t default_memory_bytes = 512 * vmdriver::kMiB;
+};
+
+class CriService {
+ public:
+  // `driver` must outlive the service.
+  CriService(CriOptions options, vmdriver::VmDriver* driver);
+
+  // Loads the persisted records and reconciles them with the driver: work
+  // interrupted by a crash is undone, VMs that ended meanwhile are recorded
+  // as exited. Call once, before serving.
+  absl::Status Init();
+
+  // version_status.cc
+  absl::Status Version(const v1::VersionRequest& req, v1::VersionResponse* resp);
+  absl::Status Status(const v1::StatusRequest& req, v1::StatusResponse* resp);
+  absl::Status UpdateRuntimeConfig(const v1::UpdateRuntimeConfigRequest& req,
+                                   v1::UpdateRuntimeConfigResponse* resp);
+
+  // sandbox_*.cc
+  absl::Status RunPodSandbox(const v1::RunPodSandboxRequest& req, v1::RunPodSandboxResponse* resp);
+  absl::Status StopPodSandbox(const v1::StopPodSandboxRequest& req,
+                              v1::StopPodSandboxResponse* resp);
+  absl::Status RemovePodSandbox(const v1::RemovePodSandboxRequest& req,
+                                v1::RemovePodSandboxResponse* resp);
+  absl::Status PodSandboxStatus(const v1::PodSandboxStatusRequest& req,
+                                v1::PodSandboxStatusResponse* resp);
+  absl::Status ListPodSandbox(const v1::ListPodSandboxRequest& req,
+                              v1::ListPodSandboxResponse* resp);
+
+  // container_*.cc
+  absl::Status CreateContainer(const v1::CreateContainerRequest& req,
+                               v1::CreateContainerResponse* resp);
+  absl::Status StartContainer(const v1::StartContainerRequest& req,
+                              v1::StartContainerResponse* resp);
+  absl::Status StopContainer(const v1::StopContainerRequest& req, v1::StopContainerResponse* resp);
+  absl::Status RemoveContainer(const v1::RemoveContainerRequest& req,
+                               v1::RemoveContainerResponse* resp);
+  absl::Status ContainerStatus(const v1::ContainerStatusRequest& req,
+                               v1::ContainerStatusResponse* resp);
+  absl::Status ListContainers(const v1::ListContainersRequest& req,
+                              v1::ListContainersResponse* resp);
+
+  // image_service.cc
+  absl::Status ListImages(const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);
+  absl::Status ImageStatus(const v1::ImageStatusRequest& req, v1::ImageStatusResponse* resp);
+  absl::Status RemoveImage(const v1::RemoveImageRequest& req, v1::RemoveImageResponse* resp);
+  absl::Status ImageFsInfo(const v1::ImageFsInfoRequest& req, v1::ImageFsInfoResponse* resp);
+
+ private:
+  // Called on the driver's event thread; only touches the container store.
+  void OnVmEvent(const vmdriver::VmEvent& event);
+  // Applies what the driver knows of a VM to its container record.
+  absl::Status ApplyVmInfo(const std::string& container_id, const vmdriver::VmInfo& info);
+  absl::Status ReconcileSandboxes();
+  absl::Status ReconcileContainers();
+
+  // Stops (forcibly when `timeout_seconds` <= 0) a running container and
+  // records its exit. Caller holds the container's lock.
+  absl::Status StopContainerLocked(const ContainerRecord& record, int64_t timeout_seconds);
+  // Destroys and deletes a container and its VM. Caller holds its lock.
+  absl::Status RemoveContainerLocked(const ContainerRecord& record);
+
+  // Resolves `id_or_prefix`, takes the object's lock and re-reads the record
+  // under it. nullopt when there is no such object (stop and remove of a
+  // missing object succeed).
+  absl::StatusOr<std::optional<Locked<SandboxRecord>>> LockSandboxIfExists(
+      std::string_view id_or_prefix);
+  absl::StatusOr<std::optional<Locked<ContainerRecord>>> LockContainerIfExists(
+      std::string_view id_or_prefix);
+
+  std::string SandboxDir(const std::string& id) const;
+
+  const CriOptions options_;
+  vmdriver::VmDriver* const driver_;
+  SandboxStore sandboxes_;
+  ContainerStore containers_;
+  store::NameIndex sandbox_names_;
+  store::NameIndex container_names_;
+  KeyedMutex sandbox_locks_;
+  KeyedMutex container_locks_;
+};
+
+}  // namespace vmlet::cri
+
+#endif  // VMLET_CRI_CRI_SERVICE_H_

@@ -1,0 +1,108 @@
+// The real vmletd binary as a child process of an end-to-end test.
+//
+// A VmletdProcess owns a fresh directory under $TEST_TMPDIR or /tmp that
+// holds the config file, the CRI socket, state_dir, run_dir and the log of
+// every run (stdout and stderr, appended across restarts). The config selects
+// the fake VM driver, which keeps its VMs under state_dir so that they
+// survive a restart of vmletd. The destructor kills a vmletd still running
+// and removes the directory, whatever the test's outcome.
+//
+// Threading: one object is used from the test's main thread only.
+#ifndef VMLET_TESTS_E2E_VMLETD_PROCESS_H_
+#define VMLET_TESTS_E2E_VMLETD_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "cri/v1/api.grpc.pb.h"
+
+namespace vmlet::e2e {
+
+// The path of the vmletd binary from $VMLETD; empty when unset.
+std::string VmletdBinary();
+// The path of the vmletctl binary from $VMLETCTL; empty when unset.
+std::string VmletctlBinary();
+
+// How a child process ended.
+struct ExitStatus {
+  int code = -1;       // The exit code, or -1 when a signal ended the process.
+  int signal = 0;      // The signal that ended it, or 0.
+  std::string output;  // What it wrote to stdout (RunCommand only).
+};
+
+// Runs `argv` (argv[0] is a path) to completion, with stdout captured and
+// stderr passed through to the test's stderr. Killed after `timeout`.
+absl::StatusOr<ExitStatus> RunCommand(const std::vector<std::string>& argv,
+                                      absl::Duration timeout = absl::Seconds(20));
+
+class VmletdProcess {
+ public:
+  // Creates the directory and writes the config: the keys every test needs
+  // followed by `extra_yaml` (whole lines, e.g. "bogus_key: 1\n").
+  explicit VmletdProcess(const std::string& extra_yaml = "");
+  ~VmletdProcess();
+
+  VmletdProcess(const VmletdProcess&) = delete;
+  VmletdProcess& operator=(const VmletdProcess&) = delete;
+
+  // Why the constructor could not prepare the directory, or OK.
+  const absl::Status& init_status() const { return init_status_; }
+
+  const std::string& dir() const { return dir_; }
+  const std::string& config_path() const { return config_path_; }
+  const std::string& socket_path() const { return socket_path_; }
+  const std::string& state_dir() const { return state_dir_; }
+  bool running() const { return pid_ > 0; }
+
+  // Starts vmletd and waits until the socket answers Version, for at most
+  // `timeout`. Fails (with the log's tail) if vmletd exits first.
+  absl::Status Start(absl::Duration timeout = absl::Seconds(20));
+  // Starts vmletd without waiting for it to serve.
+  absl::Status Spawn();
+  // Waits for vmletd to exit, for at most `timeout`.
+  absl::StatusOr<ExitStatus> WaitForExit(absl::Duration timeout = absl::Seconds(20));
+  // SIGKILL, then reaps the process: a crash, as far as vmletd can tell.
+  absl::Status Kill();
+  // SIGTERM, then waits for the exit.
+  absl::StatusOr<ExitStatus> Terminate(absl::Duration timeout = absl::Seconds(20));
+  // Kill() if running, then Start() on the same config and directories.
+  absl::Status Restart();
+
+  // Stubs on a channel to the socket; a new channel after every Start.
+  runtime::v1::RuntimeService::Stub& runtime() { return *runtime_; }
+  runtime::v1::ImageService::Stub& image() { return *image_; }
+
+  // Everything vmletd wrote so far, over all runs.
+  std::string Log() const;
+
+ private:
+  absl::Status WaitUntilServing(absl::Duration timeout);
+  // Reaps the child if it has exited (waits for that when `block`); how it
+  // ended, or nullopt while it runs.
+  absl::StatusOr<std::optional<ExitStatus>> Reap(bool block);
+  void AppendToLog(const std::string& line) const;
+
+  absl::Status init_status_;
+  std::string dir_;
+  std::string config_path_;
+  std::string socket_path_;
+  std::string state_dir_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;
+  std::unique_ptr<runtime::v1::ImageService::Stub> image_;
+};
+
+}  // namespace vmlet::e2e
+
+#endif  // VMLET_TESTS_E2E_VMLETD_PROCESS_H_

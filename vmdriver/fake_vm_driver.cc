@@ -1,0 +1,253 @@
+#include "vmdriver/fake_vm_driver.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "base/file_util.h"
+#include "base/id.h"
+#include "base/status.h"
+#include "base/str_util.h"
+
+namespace vmlet::vmdriver {
+namespace {
+
+// One VM per file, one "key=value" per line; values never hold newlines
+// because tests choose them.
+std::string Serialize(const VmConfig& config, const VmInfo& info) {
+  return StrCat("id=", config.id, "\nsandbox_id=", config.sandbox_id, "\nname=", config.name,
+                "\nvcpus=", config.vcpus, "\nmemory_bytes=", config.memory_bytes,
+                "\nimage=", config.image, "\nlog_path=", config.log_path,
+                "\nstate=", static_cast<int>(info.state), "\nstarted_at=", info.started_at,
+                "\nfinished_at=", info.finished_at, "\nexit_code=", info.exit_code,
+                "\nreason=", info.reason, "\nmessage=", info.message, "\n");
+}
+
+absl::Status Parse(std::string_view text, VmConfig& config, VmInfo& info) {
+  std::map<std::string, std::string> fields;
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(begin, end - begin);
+    begin = end + 1;
+    size_t equals = line.find('=');
+    if (equals == std::string_view::npos) continue;
+    fields[std::string(line.substr(0, equals))] = std::string(line.substr(equals + 1));
+  }
+  int state = 0;
+  if (!absl::SimpleAtoi(fields["vcpus"], &config.vcpus) ||
+      !absl::SimpleAtoi(fields["memory_bytes"], &config.memory_bytes) ||
+      !absl::SimpleAtoi(fields["state"], &state) || state < 0 || state > 2 ||
+      !absl::SimpleAtoi(fields["started_at"], &info.started_at) ||
+      !absl::SimpleAtoi(fields["finished_at"], &info.finished_at) ||
+      !absl::SimpleAtoi(fields["exit_code"], &info.exit_code)) {
+    return absl::DataLossError("fake VM record is malformed");
+  }
+  config.id = info.id = fields["id"];
+  config.sandbox_id = fields["sandbox_id"];
+  config.name = fields["name"];
+  config.image = fields["image"];
+  config.log_path = fields["log_path"];
+  info.state = static_cast<VmState>(state);
+  info.reason = fields["reason"];
+  info.message = fields["message"];
+  return absl::OkStatus();
+}
+
+absl::Status NotFound(std::string_view id) {
+  return absl::NotFoundError(StrCat("VM \"", id, "\" does not exist"));
+}
+
+}  // namespace
+
+FakeVmDriver::FakeVmDriver(std::string persist_dir) : persist_dir_(std::move(persist_dir)) {}
+
+absl::Status FakeVmDriver::Load() {
+  if (persist_dir_.empty()) return absl::OkStatus();
+  VMLET_RETURN_IF_ERROR(MakeDirs(persist_dir_, 0700));
+  VMLET_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(persist_dir_));
+  std::lock_guard lock(mu_);
+  for (const std::string& name : names) {
+    if (!IsHexId(name)) continue;  // Temporary files of an interrupted write.
+    VMLET_ASSIGN_OR_RETURN(std::string text, ReadFile(StrCat(persist_dir_, "/", name)));
+    Vm vm;
+    VMLET_RETURN_IF_ERROR(Annotate(Parse(text, vm.config, vm.info), name));
+    vms_[name] = std::move(vm);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeVmDriver::CheckReachable() {
+  std::lock_guard lock(mu_);
+  return reachable_;
+}
+
+absl::Status FakeVmDriver::TakeFailure(std::string_view operation) {
+  if (!reachable_.ok()) return reachable_;
+  auto it = failures_.find(operation);
+  if (it == failures_.end()) return absl::OkStatus();
+  absl::Status status = it->second;
+  failures_.erase(it);
+  return status;
+}
+
+absl::Status FakeVmDriver::Persist(const Vm& vm) {
+  if (persist_dir_.empty()) return absl::OkStatus();
+  return WriteFileAtomically(StrCat(persist_dir_, "/", vm.config.id),
+                             Serialize(vm.config, vm.info));
+}
+
+absl::Status FakeVmDriver::Create(const VmConfig& config) {
+  std::lock_guard lock(mu_);
+  VMLET_RETURN_IF_ERROR(TakeFailure("Create"));
+  if (vms_.contains(config.id)) {
+    return absl::AlreadyExistsError(StrCat("VM \"", config.id, "\" already exists"));
+  }
+  Vm vm{.config = config, .info = {.id = config.id}};
+  VMLET_RETURN_IF_ERROR(Persist(vm));
+  vms_[config.id] = std::move(vm);
+  return absl::OkStatus();
+}
+
+absl::Status FakeVmDriver::Start(std::string_view id) {
+  VmEvent event;
+  {
+    std::lock_guard lock(mu_);
+    VMLET_RETURN_IF_ERROR(TakeFailure("Start"));
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return NotFound(id);
+    Vm updated = it->second;
+    if (updated.info.state != VmState::kCreated) {
+      return absl::FailedPreconditionError(
+          StrCat("VM \"", id, "\" is ", VmStateName(updated.info.state), ", not created"));
+    }
+    updated.info.state = VmState::kRunning;
+    updated.info.started_at = NowNanos();
+    VMLET_RETURN_IF_ERROR(Persist(updated));
+    it->second = updated;
+    event.info = updated.info;
+  }
+  Emit(event);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VmEvent> FakeVmDriver::ExitLocked(Vm& vm, int32_t exit_code, std::string reason,
+                                                 std::string message) {
+  Vm updated = vm;
+  updated.info.state = VmState::kExited;
+  updated.info.finished_at = NowNanos();
+  updated.info.exit_code = exit_code;
+  updated.info.reason = std::move(reason);
+  updated.info.message = std::move(message);
+  VMLET_RETURN_IF_ERROR(Persist(updated));
+  vm = std::move(updated);
+  return VmEvent{.info = vm.info};
+}
+
+absl::Status FakeVmDriver::Stop(std::string_view id, absl::Duration /*timeout*/) {
+  VmEvent event;
+  {
+    std::lock_guard lock(mu_);
+    VMLET_RETURN_IF_ERROR(TakeFailure("Stop"));
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return NotFound(id);
+    if (it->second.info.state == VmState::kExited) return absl::OkStatus();
+    // The fake guest always honours the power-off request.
+    VMLET_ASSIGN_OR_RETURN(
+        event, ExitLocked(it->second, 0, "Completed", "the guest powered off on request"));
+  }
+  Emit(event);
+  return absl::OkStatus();
+}
+
+absl::Status FakeVmDriver::Destroy(std::string_view id) {
+  VmEvent event;
+  {
+    std::lock_guard lock(mu_);
+    VMLET_RETURN_IF_ERROR(TakeFailure("Destroy"));
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return NotFound(id);
+    if (it->second.info.state == VmState::kExited) return absl::OkStatus();
+    VMLET_ASSIGN_OR_RETURN(event, ExitLocked(it->second, 137, "Killed", "the VM was destroyed"));
+  }
+  Emit(event);
+  return absl::OkStatus();
+}
+
+absl::Status FakeVmDriver::Remove(std::string_view id) {
+  std::lock_guard lock(mu_);
+  VMLET_RETURN_IF_ERROR(TakeFailure("Remove"));
+  auto it = vms_.find(id);
+  if (it == vms_.end()) return absl::OkStatus();
+  if (!persist_dir_.empty()) {
+    VMLET_RETURN_IF_ERROR(RemoveFileIfExists(StrCat(persist_dir_, "/", id)));
+  }
+  vms_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VmInfo> FakeVmDriver::Inspect(std::string_view id) {
+  std::lock_guard lock(mu_);
+  if (!reachable_.ok()) return reachable_;
+  auto it = vms_.find(id);
+  if (it == vms_.end()) return NotFound(id);
+  return it->second.info;
+}
+
+absl::StatusOr<std::vector<VmInfo>> FakeVmDriver::List() {
+  std::lock_guard lock(mu_);
+  if (!reachable_.ok()) return reachable_;
+  std::vector<VmInfo> infos;
+  for (const auto& [id, vm] : vms_) infos.push_back(vm.info);
+  return infos;
+}
+
+void FakeVmDriver::Watch(VmEventHandler handler) {
+  std::lock_guard lock(mu_);
+  handler_ = std::move(handler);
+}
+
+void FakeVmDriver::FailNext(std::string_view operation, absl::Status status) {
+  std::lock_guard lock(mu_);
+  failures_[std::string(operation)] = std::move(status);
+}
+
+void FakeVmDriver::SetReachable(absl::Status status) {
+  std::lock_guard lock(mu_);
+  reachable_ = std::move(status);
+}
+
+absl::Status FakeVmDriver::SimulateExit(std::string_view id, int32_t exit_code,
+                                        std::string reason) {
+  VmEvent event;
+  {
+    std::lock_guard lock(mu_);
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return NotFound(id);
+    if (it->second.info.state != VmState::kRunning) {
+      return absl::FailedPreconditionError(StrCat("VM \"", id, "\" is not running"));
+    }
+    VMLET_ASSIGN_OR_RETURN(event, ExitLocked(it->second, exit_code, std::move(reason), ""));
+  }
+  Emit(event);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VmConfig> FakeVmDriver::ConfigOf(std::string_view id) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(id);
+  if (it == vms_.end()) return NotFound(id);
+  return it->second.config;
+}
+
+void FakeVmDriver::Emit(const VmEvent& event) {
+  VmEventHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    handler = handler_;
+  }
+  if (handler) handler(event);
+}
+
+}  // namespace vmlet::vmdriver

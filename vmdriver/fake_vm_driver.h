@@ -1,0 +1,93 @@
+// An in-process VmDriver for tests. It keeps VMs in memory and, when given a
+// directory, also in one small file per VM there, so that VMs outlive a
+// restart of vmletd the way libvirt domains do. Tests can inject failures
+// and simulate guest exits.
+#ifndef VMLET_VMDRIVER_FAKE_VM_DRIVER_H_
+#define VMLET_VMDRIVER_FAKE_VM_DRIVER_H_
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "vmdriver/vm_driver.h"
+
+namespace vmlet::vmdriver {
+
+class FakeVmDriver : public VmDriver {
+ public:
+  // With an empty `persist_dir` VMs live in memory only.
+  explicit FakeVmDriver(std::string persist_dir = "");
+
+  // Reads the VMs persisted by an earlier instance.
+  absl::Status Load();
+
+  std::string_view Name() const override { return "fake"; }
+  absl::Status CheckReachable() override;
+  absl::Status Create(const VmConfig& config) override;
+  absl::Status Start(std::string_view id) override;
+  absl::Status Stop(std::string_view id, absl::Duration timeout) override;
+  absl::Status Destroy(std::string_view id) override;
+  absl::Status Remove(std::string_view id) override;
+  absl::StatusOr<VmInfo> Inspect(std::string_view id) override;
+  absl::StatusOr<std::vector<VmInfo>> List() override;
+  void Watch(VmEventHandler handler) override;
+
+  // Test controls.
+  // The next call of `operation` ("Create", "Start", "Stop", "Destroy",
+  // "Remove") fails with `status` and changes nothing.
+  void FailNext(std::string_view operation, absl::Status status);
+  // Makes CheckReachable and every operation answer `status` until reset
+  // with an OK status.
+  void SetReachable(absl::Status status);
+  // Ends a running VM as a guest would, and sends the event.
+  absl::Status SimulateExit(std::string_view id, int32_t exit_code, std::string reason);
+  // The config a VM was created with.
+  absl::StatusOr<VmConfig> ConfigOf(std::string_view id);
+
+ private:
+  struct Vm {
+    VmConfig config;
+    VmInfo info;
+  };
+
+  // Runs under mu_: the injected failure for `operation`, if any.
+  absl::Status TakeFailure(std::string_view operation);
+  absl::Status Persist(const Vm& vm);
+  // Records the exit of a running VM, persists it and returns the event.
+  absl::StatusOr<VmEvent> ExitLocked(Vm& vm, int32_t exit_code, std::string reason,
+                                     std::string message);
+  void Emit(const VmEvent& event);
+
+  const std::string persist_dir_;
+  std::mutex mu_;
+  std::map<std::string, Vm, std::less<>> vms_;
+  std::map<std::string, absl::Status, std::less<>> failures_;
+  absl::Status reachable_;
+  VmEventHandler handler_;
+};
+
+// A driver that answers UNAVAILABLE to everything, with the reason given.
+// vmletd uses it when the configured engine cannot be used.
+class UnavailableVmDriver : public VmDriver {
+ public:
+  explicit UnavailableVmDriver(std::string reason) : reason_(std::move(reason)) {}
+
+  std::string_view Name() const override { return "unavailable"; }
+  absl::Status CheckReachable() override { return Error(); }
+  absl::Status Create(const VmConfig&) override { return Error(); }
+  absl::Status Start(std::string_view) override { return Error(); }
+  absl::Status Stop(std::string_view, absl::Duration) override { return Error(); }
+  absl::Status Destroy(std::string_view) override { return Error(); }
+  absl::Status Remove(std::string_view) override { return Error(); }
+  absl::StatusOr<VmInfo> Inspect(std::string_view) override { return Error(); }
+  absl::StatusOr<std::vector<VmInfo>> List() override { return Error(); }
+  void Watch(VmEventHandler) override {}
+
+ private:
+  absl::Status Error() const { return absl::UnavailableError(reason_); }
+  std::string reason_;
+};
+
+}  // namespace vmlet::vmdriver
+
+#endif  // VMLET_VMDRIVER_FAKE_VM_DRIVER_H_

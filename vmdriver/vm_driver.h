@@ -1,0 +1,95 @@
+// The seam between the CRI layer and the VM engine. cri/ asks a VmDriver to
+// create, start, stop, destroy, inspect and remove VMs; LibvirtDriver is the
+// real implementation, FakeVmDriver serves unit and end-to-end tests of the
+// layers above, and UnavailableVmDriver stands in when no engine is usable.
+#ifndef VMLET_VMDRIVER_VM_DRIVER_H_
+#define VMLET_VMDRIVER_VM_DRIVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "vmdriver/vm_config.h"
+
+namespace vmlet::vmdriver {
+
+// The life of a VM as a driver sees it:
+//
+//   Create            Start              guest power-off / crash / Stop / Destroy
+//   ------> kCreated -------> kRunning -------------------------------------> kExited
+//             |                                                                  ^
+//             +------------------------- Stop / Destroy -------------------------+
+//
+// Remove deletes a VM in any state (a running one is destroyed first).
+enum class VmState { kCreated, kRunning, kExited };
+
+std::string_view VmStateName(VmState state);
+
+struct VmInfo {
+  std::string id;
+  VmState state = VmState::kCreated;
+  int64_t started_at = 0;   // Nanoseconds since the epoch; 0 if never started.
+  int64_t finished_at = 0;  // Nanoseconds since the epoch; 0 unless exited.
+  int32_t exit_code = 0;
+  std::string reason;   // "Completed", "Error", "Killed", ... when exited.
+  std::string message;  // Human-readable detail for the reason.
+};
+
+// A change of state, delivered to the handler passed to Watch.
+struct VmEvent {
+  VmInfo info;
+};
+
+using VmEventHandler = std::function<void(const VmEvent&)>;
+
+// All methods may be called from any thread concurrently. Operations on one
+// VM are serialised by the driver. Events are delivered on a thread of the
+// driver's; handlers must not block for long.
+class VmDriver {
+ public:
+  virtual ~VmDriver() = default;
+
+  // A short name for logs and Status ("libvirt", "fake", ...).
+  virtual std::string_view Name() const = 0;
+
+  // OK when the engine can be used; otherwise UNAVAILABLE with the reason.
+  virtual absl::Status CheckReachable() = 0;
+
+  // Defines the VM and brings it up paused, so that Start only resumes it.
+  // ALREADY_EXISTS if a VM with this id exists.
+  virtual absl::Status Create(const VmConfig& config) = 0;
+
+  // Lets a created VM run. FAILED_PRECONDITION unless the VM is kCreated.
+  virtual absl::Status Start(std::string_view id) = 0;
+
+  // Asks the guest to power off and destroys the VM when `timeout` expires
+  // first. A created (never started) VM becomes exited; an exited VM is
+  // left as it is. OK in all these cases.
+  virtual absl::Status Stop(std::string_view id, absl::Duration timeout) = 0;
+
+  // Stops the VM at once. A created VM becomes exited; an exited VM is left
+  // as it is; OK.
+  virtual absl::Status Destroy(std::string_view id) = 0;
+
+  // Deletes the VM and everything the driver made for it (definition,
+  // disks). A VM that does not exist is not an error.
+  virtual absl::Status Remove(std::string_view id) = 0;
+
+  // NOT_FOUND if the driver has no VM with this id.
+  virtual absl::StatusOr<VmInfo> Inspect(std::string_view id) = 0;
+
+  virtual absl::StatusOr<std::vector<VmInfo>> List() = 0;
+
+  // Registers the one handler that receives every state change. Call before
+  // the first operation.
+  virtual void Watch(VmEventHandler handler) = 0;
+};
+
+}  // namespace vmlet::vmdriver
+
+#endif  // VMLET_VMDRIVER_VM_DRIVER_H_
