@@ -73,13 +73,22 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
         metadata.name(), "\" cannot be added"));
   }
 
+  const std::string& image_name = req.config().image().image();
+  const image::LocalImage* image = local_images_.Find(image_name);
+  if (image == nullptr) {
+    return absl::FailedPreconditionError(
+        StrCat("config.image.image \"", image_name,
+               "\" is not present on this node: pulling images from registries is not implemented "
+               "yet; an operator can provide a VM image under local_images in vmlet.yaml"));
+  }
+
   ContainerRecord record;
   record.set_id(GenerateId());
   record.set_sandbox_id(sandbox.id());
   *record.mutable_config() = req.config();
   record.set_state(state::v1::CONTAINER_STATE_CREATING);
   record.set_created_at(NowNanos());
-  record.set_image_ref(req.config().image().image());
+  record.set_image_ref(image->id);
   record.set_log_path(JoinLogPath(sandbox.config().log_directory(), req.config().log_path()));
   const std::string id = record.id();
 
@@ -95,9 +104,14 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
       .sandbox_id = sandbox.id(),
       .name = StrCat(sandbox.config().metadata().namespace_(), "_",
                      sandbox.config().metadata().name(), "_", metadata.name()),
+      .pod_namespace = sandbox.config().metadata().namespace_(),
+      .pod_name = sandbox.config().metadata().name(),
+      .pod_uid = sandbox.config().metadata().uid(),
+      .container_name = metadata.name(),
       .vcpus = VcpusFrom(resources, options_.default_vcpus),
       .memory_bytes = MemoryFrom(resources, options_.default_memory_bytes),
-      .image = record.image_ref(),
+      .image = image->name,
+      .boot = image->boot,
       .log_path = record.log_path(),
   };
   VMLET_RETURN_IF_ERROR(

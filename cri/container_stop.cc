@@ -37,7 +37,7 @@ absl::Status CriService::StopContainerLocked(const ContainerRecord& record,
                                .state = vmdriver::VmState::kExited,
                                .finished_at = NowNanos(),
                                .exit_code = 255,
-                               .reason = "Lost",
+                               .reason = "Unknown",
                                .message = "the VM no longer exists",
                            });
   }

@@ -53,6 +53,10 @@ std::string CriService::SandboxDir(const std::string& id) const {
 }
 
 absl::Status CriService::Init() {
+  VMLET_ASSIGN_OR_RETURN(local_images_, image::LocalImages::Load(options_.local_images));
+  for (const image::LocalImage& image : local_images_.images()) {
+    kLog.Info("local image {} ({}) from {}", image.name, image.id, image.dir);
+  }
   VMLET_RETURN_IF_ERROR(MakeDirs(options_.state_dir, 0711));
   VMLET_RETURN_IF_ERROR(MakeDirs(StrCat(options_.state_dir, "/pods"), 0700));
   VMLET_ASSIGN_OR_RETURN(std::vector<std::string> sandbox_warnings, sandboxes_.Load());
@@ -103,6 +107,14 @@ absl::Status CriService::ReconcileContainers() {
                  driver_->Name(), reachable.message());
     return absl::OkStatus();
   }
+  // Domains of vmlet's that no record knows (their CreateContainer never
+  // recorded them, or their records were lost) are removed.
+  VMLET_ASSIGN_OR_RETURN(std::vector<vmdriver::VmInfo> vms, driver_->List());
+  for (const vmdriver::VmInfo& vm : vms) {
+    if (containers_.Get(vm.id).ok()) continue;
+    kLog.Warning("VM {} has no container record; removing it", vm.id);
+    VMLET_RETURN_IF_ERROR(driver_->Remove(vm.id));
+  }
   for (const ContainerRecord& container : containers_.List()) {
     const std::string& id = container.id();
     switch (container.state()) {
@@ -125,7 +137,7 @@ absl::Status CriService::ReconcileContainers() {
                                   .state = vmdriver::VmState::kExited,
                                   .finished_at = NowNanos(),
                                   .exit_code = 255,
-                                  .reason = "Lost",
+                                  .reason = "Unknown",
                                   .message = "the VM disappeared while vmletd was not running"};
         }
         VMLET_RETURN_IF_ERROR(info.status());

@@ -11,6 +11,7 @@
 #define VMLET_CRI_CRI_SERVICE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "cri/store/name_index.h"
 #include "cri/store/record_store.h"
 #include "cri/v1/api.pb.h"
+#include "image/local_images.h"
 #include "vmdriver/vm_driver.h"
 #include "vmlet/state/v1/records.pb.h"
 
@@ -43,6 +45,8 @@ struct CriOptions {
   std::string run_dir;
   int default_vcpus = 1;
   int64_t default_memory_bytes = 512 * vmdriver::kMiB;
+  // Image name -> directory with a VM image layout (config `local_images`).
+  std::map<std::string, std::string> local_images;
 };
 
 class CriService {
@@ -84,10 +88,13 @@ class CriService {
                                v1::ContainerStatusResponse* resp);
   absl::Status ListContainers(const v1::ListContainersRequest& req,
                               v1::ListContainersResponse* resp);
+  absl::Status ReopenContainerLog(const v1::ReopenContainerLogRequest& req,
+                                  v1::ReopenContainerLogResponse* resp);
 
   // image_service.cc
   absl::Status ListImages(const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);
   absl::Status ImageStatus(const v1::ImageStatusRequest& req, v1::ImageStatusResponse* resp);
+  absl::Status PullImage(const v1::PullImageRequest& req, v1::PullImageResponse* resp);
   absl::Status RemoveImage(const v1::RemoveImageRequest& req, v1::RemoveImageResponse* resp);
   absl::Status ImageFsInfo(const v1::ImageFsInfoRequest& req, v1::ImageFsInfoResponse* resp);
 
@@ -119,6 +126,7 @@ class CriService {
   vmdriver::VmDriver* const driver_;
   SandboxStore sandboxes_;
   ContainerStore containers_;
+  image::LocalImages local_images_;  // Loaded by Init, then read-only.
   store::NameIndex sandbox_names_;
   store::NameIndex container_names_;
   KeyedMutex sandbox_locks_;

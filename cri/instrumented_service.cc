@@ -148,10 +148,9 @@ VMLET_FORWARD(RuntimeServiceAdapter, ListContainers)
 VMLET_FORWARD(RuntimeServiceAdapter, ContainerStatus)
 VMLET_FORWARD(RuntimeServiceAdapter, UpdateRuntimeConfig)
 VMLET_FORWARD(RuntimeServiceAdapter, Status)
+VMLET_FORWARD(RuntimeServiceAdapter, ReopenContainerLog)
 VMLET_NOT_YET(RuntimeServiceAdapter, UpdateContainerResources,
               "vCPU and memory changes of running VMs are planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, ReopenContainerLog,
-              "the serial console log comes with the libvirt driver")
 VMLET_NOT_YET(RuntimeServiceAdapter, ExecSync, "exec through the QEMU guest agent is planned")
 VMLET_NOT_YET(RuntimeServiceAdapter, Exec, "exec through the QEMU guest agent is planned")
 VMLET_NOT_YET(RuntimeServiceAdapter, Attach, "attaching to the serial console is planned")
@@ -173,8 +172,7 @@ VMLET_FORWARD(ImageServiceAdapter, ListImages)
 VMLET_FORWARD(ImageServiceAdapter, ImageStatus)
 VMLET_FORWARD(ImageServiceAdapter, RemoveImage)
 VMLET_FORWARD(ImageServiceAdapter, ImageFsInfo)
-VMLET_NOT_YET(ImageServiceAdapter, PullImage,
-              "pulling VM images from OCI registries and HTTP(S) is planned")
+VMLET_FORWARD(ImageServiceAdapter, PullImage)
 
 #undef VMLET_FORWARD
 #undef VMLET_NOT_YET

@@ -52,6 +52,14 @@ absl::Status CriService::Status(const v1::StatusRequest& req, v1::StatusResponse
     (*resp->mutable_info())["vmDriver"] = StrCat("\"", driver_->Name(), "\"");
     (*resp->mutable_info())["sandboxes"] = StrCat(sandboxes_.Size());
     (*resp->mutable_info())["containers"] = StrCat(containers_.Size());
+    for (const auto& [key, value] : driver_->StatusInfo()) {
+      std::string quoted = "\"";
+      for (char c : value) {
+        if (c == '"' || c == '\\') quoted.push_back('\\');
+        quoted.push_back(c);
+      }
+      (*resp->mutable_info())[key] = quoted + "\"";
+    }
   }
   return absl::OkStatus();
 }

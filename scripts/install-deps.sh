@@ -1,13 +1,17 @@
 #!/bin/sh
-# Installs every Debian 12 package vmlet needs to build, test and run.
+# Installs every Debian 12 package vmlet needs to build, test and run:
+# the toolchain and libraries, libvirt with QEMU, and what the test guest is
+# made of (the cloud kernel, busybox-static, cpio).
 # Runs as root (or through sudo); safe to run again.
 set -eu
 
 PACKAGES="
   build-essential pkg-config meson ninja-build python3
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
-  libabsl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev
+  libabsl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev libvirt-dev libxml2-dev libssl-dev
   libgtest-dev libgmock-dev
+  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+  linux-image-cloud-amd64 busybox-static cpio
 "
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -208,6 +208,13 @@ void FakeVmDriver::Watch(VmEventHandler handler) {
   handler_ = std::move(handler);
 }
 
+absl::Status FakeVmDriver::ReopenLog(std::string_view id) {
+  std::lock_guard lock(mu_);
+  if (!reachable_.ok()) return reachable_;
+  if (!vms_.contains(id)) return NotFound(id);
+  return absl::OkStatus();  // The fake writes no log.
+}
+
 void FakeVmDriver::FailNext(std::string_view operation, absl::Status status) {
   std::lock_guard lock(mu_);
   failures_[std::string(operation)] = std::move(status);

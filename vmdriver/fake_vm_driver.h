@@ -31,6 +31,7 @@ class FakeVmDriver : public VmDriver {
   absl::StatusOr<VmInfo> Inspect(std::string_view id) override;
   absl::StatusOr<std::vector<VmInfo>> List() override;
   void Watch(VmEventHandler handler) override;
+  absl::Status ReopenLog(std::string_view id) override;
 
   // Test controls.
   // The next call of `operation` ("Create", "Start", "Stop", "Destroy",
@@ -82,6 +83,7 @@ class UnavailableVmDriver : public VmDriver {
   absl::StatusOr<VmInfo> Inspect(std::string_view) override { return Error(); }
   absl::StatusOr<std::vector<VmInfo>> List() override { return Error(); }
   void Watch(VmEventHandler) override {}
+  absl::Status ReopenLog(std::string_view) override { return Error(); }
 
  private:
   absl::Status Error() const { return absl::UnavailableError(reason_); }

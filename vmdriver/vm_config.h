@@ -1,6 +1,6 @@
 // The typed description of one VM: everything vmdriver/ needs to define it.
-// Built by cri/ from the container config (later also from annotations and
-// VM specs); vmdriver/ never sees CRI messages.
+// Built by cri/ from the container config and the image (later also from
+// annotations and VM specs); vmdriver/ never sees CRI messages.
 #ifndef VMLET_VMDRIVER_VM_CONFIG_H_
 #define VMLET_VMDRIVER_VM_CONFIG_H_
 
@@ -11,14 +11,32 @@ namespace vmlet::vmdriver {
 
 inline constexpr int64_t kMiB = int64_t{1} << 20;
 
+// What the VM boots: a disk image, used through a per-VM qcow2 overlay so
+// that the image itself is never written, or a kernel (+ initrd + command
+// line) for direct kernel boot. Paths are files of the image store.
+struct BootSource {
+  std::string disk_path;
+  std::string disk_format;  // "qcow2" or "raw".
+  std::string kernel_path;
+  std::string initrd_path;  // Optional, with a kernel.
+  std::string cmdline;      // Optional, with a kernel.
+
+  bool IsKernelBoot() const { return !kernel_path.empty(); }
+};
+
 struct VmConfig {
   std::string id;          // The container id; the VM is known by it.
   std::string sandbox_id;  // The pod sandbox the VM belongs to.
   std::string name;        // Human-readable: "<namespace>_<pod>_<container>".
+  std::string pod_namespace;
+  std::string pod_name;
+  std::string pod_uid;
+  std::string container_name;
   int vcpus = 1;
   int64_t memory_bytes = 512 * kMiB;
-  std::string image;     // The image reference the VM boots from.
-  std::string log_path;  // Where the serial console is written; may be empty.
+  std::string image;  // The image reference the VM boots from, as the kubelet named it.
+  BootSource boot;
+  std::string log_path;  // Where the serial console is written (CRI log format); may be empty.
 };
 
 }  // namespace vmlet::vmdriver

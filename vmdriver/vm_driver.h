@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -88,6 +89,13 @@ class VmDriver {
   // Registers the one handler that receives every state change. Call before
   // the first operation.
   virtual void Watch(VmEventHandler handler) = 0;
+
+  // Reopens the VM's console log file (after the kubelet rotated it).
+  // NOT_FOUND for an unknown VM.
+  virtual absl::Status ReopenLog(std::string_view id) = 0;
+
+  // Facts for the runtime's verbose Status (accelerator, versions, ...).
+  virtual std::vector<std::pair<std::string, std::string>> StatusInfo() { return {}; }
 };
 
 }  // namespace vmlet::vmdriver

@@ -38,6 +38,36 @@ Setter AbsolutePath(std::string Config::*field, std::string_view key) {
   };
 }
 
+Setter BoundedInt(int Config::*field, std::string_view key, int min, int max) {
+  return [field, key, min, max](const YAML::Node& node, Config& config) -> absl::Status {
+    VMLET_ASSIGN_OR_RETURN(std::string value, Scalar(key, node));
+    int number = 0;
+    if (!YAML::convert<int>::decode(node, number) || number < min || number > max) {
+      return BadValue(key, value, StrCat("a whole number from ", min, " to ", max));
+    }
+    config.*field = number;
+    return absl::OkStatus();
+  };
+}
+
+absl::Status SetLocalImages(const YAML::Node& node, Config& config) {
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError(
+        "key \"local_images\": expected a mapping of image name to an absolute directory");
+  }
+  for (const auto& entry : node) {
+    if (!entry.first.IsScalar() || entry.first.Scalar().empty()) {
+      return absl::InvalidArgumentError("key \"local_images\": image names must be strings");
+    }
+    const std::string& name = entry.first.Scalar();
+    std::string field = StrCat("local_images.", name);
+    VMLET_ASSIGN_OR_RETURN(std::string dir, Scalar(field, entry.second));
+    if (dir.empty() || dir[0] != '/') return BadValue(field, dir, "an absolute directory");
+    config.local_images[name] = dir;
+  }
+  return absl::OkStatus();
+}
+
 const std::map<std::string, Setter, std::less<>>& Setters() {
   static const auto* setters = new std::map<std::string, Setter, std::less<>>{
       {"cri_socket", AbsolutePath(&Config::cri_socket, "cri_socket")},
@@ -76,15 +106,11 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
          return absl::OkStatus();
        }},
       {"shutdown_timeout_seconds",
-       [](const YAML::Node& node, Config& config) -> absl::Status {
-         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("shutdown_timeout_seconds", node));
-         int seconds = 0;
-         if (!YAML::convert<int>::decode(node, seconds) || seconds < 0 || seconds > 3600) {
-           return BadValue("shutdown_timeout_seconds", value, "a whole number from 0 to 3600");
-         }
-         config.shutdown_timeout_seconds = seconds;
-         return absl::OkStatus();
-       }},
+       BoundedInt(&Config::shutdown_timeout_seconds, "shutdown_timeout_seconds", 0, 3600)},
+      {"default_vcpus", BoundedInt(&Config::default_vcpus, "default_vcpus", 1, 512)},
+      {"default_memory_mib",
+       BoundedInt(&Config::default_memory_mib, "default_memory_mib", 16, 4 * 1024 * 1024)},
+      {"local_images", SetLocalImages},
       {"vm_driver",
        [](const YAML::Node& node, Config& config) -> absl::Status {
          VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("vm_driver", node));

@@ -4,6 +4,7 @@
 #ifndef VMLET_CMD_VMLETD_CONFIG_H_
 #define VMLET_CMD_VMLETD_CONFIG_H_
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,12 @@ struct Config {
   LogLevel log_level = LogLevel::kInfo;
   // How long in-flight RPCs may run on after SIGTERM/SIGINT.
   int shutdown_timeout_seconds = 10;
+  // vCPUs and memory of a VM whose container has no CPU / memory limit.
+  int default_vcpus = 1;
+  int default_memory_mib = 512;
+  // Image name -> directory holding a VM image layout (disk/<file> or
+  // boot/vmlinuz, boot/initrd, boot/cmdline), served without a registry.
+  std::map<std::string, std::string> local_images;
   // "libvirt" (the default) or "fake", an in-process driver that only the
   // test suite selects.
   std::string vm_driver = "libvirt";

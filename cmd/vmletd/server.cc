@@ -14,6 +14,7 @@
 #include "base/status.h"
 #include "base/str_util.h"
 #include "vmdriver/fake_vm_driver.h"
+#include "vmdriver/libvirt/libvirt_driver.h"
 
 namespace vmlet {
 namespace {
@@ -43,10 +44,14 @@ absl::StatusOr<std::unique_ptr<vmdriver::VmDriver>> MakeDriver(const Config& con
     VMLET_RETURN_IF_ERROR(Annotate(driver->Load(), "loading the fake VM driver's VMs"));
     return driver;
   }
-  // The libvirt driver is the next piece of work; until it lands, vmletd
-  // says so instead of pretending to run VMs.
-  return std::make_unique<vmdriver::UnavailableVmDriver>(StrCat(
-      "the libvirt VM driver (", config.libvirt_uri, ") is not part of this vmletd build yet"));
+  VMLET_ASSIGN_OR_RETURN(std::unique_ptr<vmdriver::libvirt::LibvirtDriver> driver,
+                         vmdriver::libvirt::LibvirtDriver::Start({
+                             .uri = config.libvirt_uri,
+                             .accelerator = std::string(AcceleratorName(config.accelerator)),
+                             .vm_dir = config.state_dir + "/vms",
+                             .console_dir = config.run_dir + "/consoles",
+                         }));
+  return driver;
 }
 
 }  // namespace
@@ -78,7 +83,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   std::unique_ptr<Server> server(new Server(config));
   VMLET_ASSIGN_OR_RETURN(server->driver_, MakeDriver(config));
   server->cri_ = std::make_unique<cri::CriService>(
-      cri::CriOptions{.state_dir = config.state_dir, .run_dir = config.run_dir},
+      cri::CriOptions{.state_dir = config.state_dir,
+                      .run_dir = config.run_dir,
+                      .default_vcpus = config.default_vcpus,
+                      .default_memory_bytes = int64_t{config.default_memory_mib} * vmdriver::kMiB,
+                      .local_images = config.local_images},
       server->driver_.get());
   VMLET_RETURN_IF_ERROR(Annotate(server->cri_->Init(), "loading state"));
   VMLET_RETURN_IF_ERROR(MakeDirs(config.run_dir, 0755));
@@ -107,7 +116,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   return server;
 }
 
-Server::~Server() { Shutdown(); }
+Server::~Server() {
+  Shutdown();
+  // The driver goes first: once it is gone no VM event can reach the CRI
+  // service that is destroyed next.
+  driver_.reset();
+  cri_.reset();
+}
 
 void Server::Shutdown() {
   if (shut_down_) return;

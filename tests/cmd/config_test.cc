@@ -233,3 +233,35 @@ TEST_F(LoadConfigTest, AnUnreadablePathIsAnErrorEvenWhenOptional) {
 
 }  // namespace
 }  // namespace vmlet
+
+namespace vmlet {
+namespace {
+
+TEST(ConfigVmDefaultsTest, DefaultVcpusMemoryAndLocalImagesParse) {
+  absl::StatusOr<Config> config = ParseConfig(
+      "default_vcpus: 2\ndefault_memory_mib: 1024\nlocal_images:\n"
+      "  \"vmlet.local/demo:1\": /var/lib/vmlet/demo\n",
+      "vmlet.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->default_vcpus, 2);
+  EXPECT_EQ(config->default_memory_mib, 1024);
+  ASSERT_EQ(config->local_images.size(), 1u);
+  EXPECT_EQ(config->local_images.at("vmlet.local/demo:1"), "/var/lib/vmlet/demo");
+}
+
+TEST(ConfigVmDefaultsTest, BadVmDefaultsNameTheKeyAndValue) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"default_vcpus: 0", "\"default_vcpus\": value \"0\""},
+      {"default_memory_mib: 8", "\"default_memory_mib\": value \"8\""},
+      {"local_images: [a]", "\"local_images\": expected a mapping"},
+      {"local_images:\n  demo: relative/dir", "\"local_images.demo\": value \"relative/dir\""},
+  };
+  for (const auto& [yaml, message] : cases) {
+    absl::StatusOr<Config> config = ParseConfig(yaml, "vmlet.yaml");
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << yaml;
+    EXPECT_THAT(std::string(config.status().message()), ::testing::HasSubstr(message)) << yaml;
+  }
+}
+
+}  // namespace
+}  // namespace vmlet

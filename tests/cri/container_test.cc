@@ -95,7 +95,7 @@ TEST_F(ContainerTest, StatusEchoesLabelsAnnotationsImageAndLogPath) {
   EXPECT_EQ(status.labels().at("io.kubernetes.container.name"), "vm");
   EXPECT_EQ(status.annotations().at("io.kubernetes.container.restartCount"), "0");
   EXPECT_EQ(status.image().image(), config.image().image());
-  EXPECT_EQ(status.image_ref(), config.image().image());
+  EXPECT_THAT(status.image_ref(), ::testing::StartsWith("sha256:"));
   EXPECT_EQ(status.log_path(), "/var/log/pods/default_web_uid-web/vm/0.log");
 }
 
@@ -112,6 +112,10 @@ TEST_F(ContainerTest, VcpusAndMemoryComeFromTheLimits) {
   EXPECT_EQ(vm->vcpus, 2);  // 1.5 CPUs round up.
   EXPECT_EQ(vm->memory_bytes, int64_t{1} << 30);
   EXPECT_EQ(vm->sandbox_id, sandbox);
+  EXPECT_EQ(vm->pod_name, "web");
+  EXPECT_EQ(vm->pod_namespace, "default");
+  EXPECT_EQ(vm->container_name, "vm");
+  EXPECT_THAT(vm->boot.kernel_path, ::testing::EndsWith("/images/tiny/boot/vmlinuz"));
 }
 
 TEST_F(ContainerTest, WithoutLimitsTheVmGetsTheDefaults) {
@@ -156,6 +160,27 @@ TEST_F(ContainerTest, CreateInAStoppedSandboxIsFailedPrecondition) {
   absl::Status status = Create(sandbox, ContainerConfig("vm"));
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()), HasSubstr("not ready"));
+}
+
+TEST_F(ContainerTest, AnImageThatIsNotOnTheNodeIsFailedPrecondition) {
+  std::string sandbox = RunSandbox("web");
+  v1::ContainerConfig config = ContainerConfig("vm");
+  config.mutable_image()->set_image("registry.example/vms/debian:12");
+  absl::Status status = Create(sandbox, config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("registry.example/vms/debian:12"));
+  EXPECT_THAT(*driver_->List(), SizeIs(0));
+}
+
+TEST_F(ContainerTest, ReopenContainerLogNeedsARunningContainer) {
+  std::string id = CreateContainer(RunSandbox("web"), "vm");
+  v1::ReopenContainerLogRequest request;
+  request.set_container_id(id);
+  v1::ReopenContainerLogResponse response;
+  EXPECT_EQ(service_->ReopenContainerLog(request, &response).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Start(id).ok());
+  EXPECT_TRUE(service_->ReopenContainerLog(request, &response).ok());
 }
 
 TEST_F(ContainerTest, CreateInAnUnknownSandboxIsNotFound) {

@@ -36,8 +36,7 @@ runtime::v1::ContainerConfig ContainerConfig(const std::string& name, uint32_t a
   runtime::v1::ContainerConfig config;
   config.mutable_metadata()->set_name(name);
   config.mutable_metadata()->set_attempt(attempt);
-  config.mutable_image()->set_image(
-      "sha256:2b8a5d1c3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b");
+  config.mutable_image()->set_image(kTestImage);
   config.set_log_path(name + "/" + std::to_string(attempt) + ".log");
   (*config.mutable_labels())["io.kubernetes.container.name"] = name;
   (*config.mutable_annotations())["io.kubernetes.container.restartCount"] = std::to_string(attempt);
@@ -48,9 +47,14 @@ void CriFixture::Restart() {
   service_.reset();
   driver_ = std::make_unique<vmdriver::FakeVmDriver>(dir_.path() + "/fake-vms");
   ASSERT_TRUE(driver_->Load().ok());
-  service_ = std::make_unique<cri::CriService>(
-      cri::CriOptions{.state_dir = dir_.path() + "/state", .run_dir = dir_.path() + "/run"},
-      driver_.get());
+  const std::string image_dir = dir_.path() + "/images/tiny";
+  ASSERT_TRUE(MakeDirs(image_dir + "/boot").ok());
+  ASSERT_TRUE(WriteFileAtomically(image_dir + "/boot/vmlinuz", "not a kernel", 0644).ok());
+  service_ =
+      std::make_unique<cri::CriService>(cri::CriOptions{.state_dir = dir_.path() + "/state",
+                                                        .run_dir = dir_.path() + "/run",
+                                                        .local_images = {{kTestImage, image_dir}}},
+                                        driver_.get());
   absl::Status status = service_->Init();
   ASSERT_TRUE(status.ok()) << status;
 }

@@ -25,6 +25,9 @@ class TempDir {
   std::string path_;
 };
 
+// The local image every CriFixture offers (its kernel is a placeholder).
+inline constexpr char kTestImage[] = "vmlet.test/tiny:1";
+
 runtime::v1::PodSandboxConfig SandboxConfig(const std::string& name, uint32_t attempt = 0);
 runtime::v1::ContainerConfig ContainerConfig(const std::string& name, uint32_t attempt = 0);
 

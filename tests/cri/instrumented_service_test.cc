@@ -55,10 +55,16 @@ TEST_F(AdapterTest, UnimplementedRpcsSaySoWithAMessage) {
 
   ImageServiceAdapter images(service_.get());
   v1::PullImageRequest pull;
+  pull.mutable_image()->set_image("registry.example/vms/debian:12");
   v1::PullImageResponse pulled;
   status = images.PullImage(&context_, &pull, &pulled);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("PullImage"));
+  EXPECT_THAT(status.error_message(), HasSubstr("cannot pull \"registry.example/vms/debian:12\""));
+
+  // A local image is already on the node: pulling it answers its id.
+  pull.mutable_image()->set_image(vmlet::testing::kTestImage);
+  ASSERT_TRUE(images.PullImage(&context_, &pull, &pulled).ok());
+  EXPECT_THAT(pulled.image_ref(), ::testing::StartsWith("sha256:"));
 }
 
 TEST_F(AdapterTest, HandlerErrorsReachTheWireWithTheirCode) {

@@ -127,7 +127,7 @@ TEST_F(RestartTest, AVmThatExitedWhileVmletdWasDownIsRecordedAsExited) {
   EXPECT_EQ(status.reason(), "Completed");
 }
 
-TEST_F(RestartTest, AVmThatVanishedWhileVmletdWasDownIsRecordedAsLost) {
+TEST_F(RestartTest, AVmThatVanishedWhileVmletdWasDownIsRecordedAsUnknown) {
   std::string id = CreateContainer(RunSandbox("web"), "vm");
   Start(id);
   service_.reset();
@@ -137,7 +137,8 @@ TEST_F(RestartTest, AVmThatVanishedWhileVmletdWasDownIsRecordedAsLost) {
 
   v1::ContainerStatus status = ContainerStatus(id);
   EXPECT_EQ(status.state(), v1::CONTAINER_EXITED);
-  EXPECT_EQ(status.reason(), "Lost");
+  EXPECT_EQ(status.reason(), "Unknown");
+  EXPECT_EQ(status.exit_code(), 255);
   EXPECT_NE(status.exit_code(), 0);
 }
 

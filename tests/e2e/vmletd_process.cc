@@ -141,7 +141,7 @@ absl::StatusOr<ExitStatus> RunCommand(const std::vector<std::string>& args,
   return result;
 }
 
-VmletdProcess::VmletdProcess(const std::string& extra_yaml) {
+VmletdProcess::VmletdProcess(const std::string& extra_yaml, bool fake_driver) {
   std::string templ = TempBase() + "/vmlet-e2e-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) {
     init_status_ = ErrnoToStatus(errno, StrCat("mkdtemp \"", templ, "\""));
@@ -152,14 +152,25 @@ VmletdProcess::VmletdProcess(const std::string& extra_yaml) {
   socket_path_ = dir_ + "/cri.sock";
   state_dir_ = dir_ + "/state";
   log_path_ = dir_ + "/vmletd.log";
-  const std::string config = StrCat(              //
+  std::string config = StrCat(                    //
       "cri_socket: ", socket_path_, "\n",         //
       "vmspec_socket: ", dir_, "/vmspec.sock\n",  //
       "state_dir: ", state_dir_, "\n",            //
       "run_dir: ", dir_, "/run\n",                //
-      "vm_driver: fake\n",                        //
-      "log_level: debug\n",                       //
-      extra_yaml);
+      "log_level: debug\n");
+  if (fake_driver) {
+    // The fake driver boots nothing, but CreateContainer still resolves the
+    // image: a local image whose kernel is a placeholder file.
+    const std::string image_dir = dir_ + "/images/tiny";
+    init_status_ = MakeDirs(image_dir + "/boot");
+    if (init_status_.ok()) {
+      init_status_ = WriteFileAtomically(image_dir + "/boot/vmlinuz", "not a kernel", 0644);
+    }
+    StrAppend(&config, "vm_driver: fake\n", "local_images:\n  \"", kFakeImage, "\": ", image_dir,
+              "\n");
+  }
+  config += extra_yaml;
+  if (!init_status_.ok()) return;
   init_status_ = Annotate(WriteFileAtomically(config_path_, config), "writing the vmletd config");
   channel_ = NewChannel(socket_path_);
   runtime_ = v1::RuntimeService::NewStub(channel_);

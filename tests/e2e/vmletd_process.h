@@ -44,11 +44,16 @@ struct ExitStatus {
 absl::StatusOr<ExitStatus> RunCommand(const std::vector<std::string>& argv,
                                       absl::Duration timeout = absl::Seconds(20));
 
+// The image every fake-driver vmletd offers (a local image).
+inline constexpr char kFakeImage[] = "vmlet.test/tiny:1";
+
 class VmletdProcess {
  public:
   // Creates the directory and writes the config: the keys every test needs
   // followed by `extra_yaml` (whole lines, e.g. "bogus_key: 1\n").
-  explicit VmletdProcess(const std::string& extra_yaml = "");
+  // With `fake_driver`, the config selects the fake VM driver and a local
+  // image named kFakeImage; otherwise `extra_yaml` says what to use.
+  explicit VmletdProcess(const std::string& extra_yaml = "", bool fake_driver = true);
   ~VmletdProcess();
 
   VmletdProcess(const VmletdProcess&) = delete;

@@ -1,0 +1,93 @@
+// The connection to vmletd and the options every command shares.
+//
+// Threading: single-threaded, as the whole CLI is.
+#ifndef VMLET_CMD_VMLETCTL_CLIENT_H_
+#define VMLET_CMD_VMLETCTL_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <grpcpp/grpcpp.h>
+
+#include "cri/v1/api.grpc.pb.h"
+
+namespace vmlet::ctl {
+
+namespace v1 = ::runtime::v1;
+
+// The options given before the command.
+struct GlobalOptions {
+  std::string endpoint = "unix:///run/vmlet/cri.sock";
+  // Per-call deadline; when unset, it depends on the CallKind.
+  std::optional<int64_t> timeout_seconds;
+  std::string output = "table";  // "table" or "json".
+};
+
+// What a call does, which decides its default deadline.
+enum class CallKind {
+  kQuery,   // Answered from vmletd's memory: 10 s.
+  kChange,  // Creates, starts, stops or removes a VM or pod: 120 s.
+};
+
+class Client {
+ public:
+  explicit Client(const GlobalOptions& options);
+
+  const GlobalOptions& options() const { return options_; }
+  bool json() const { return options_.output == "json"; }
+
+  // Calls `method` of the RuntimeService or ImageService stub with the
+  // deadline of `kind`, `extra_seconds` later (e.g. a stop's grace period).
+  template <typename Stub, typename Request, typename Response>
+  grpc::Status Call(Stub& stub,
+                    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                    const Request& request, Response* response, CallKind kind = CallKind::kQuery,
+                    int64_t extra_seconds = 0) {
+    grpc::ClientContext context;
+    SetDeadline(context, kind, extra_seconds);
+    return (stub.*method)(&context, request, response);
+  }
+
+  template <typename Request, typename Response>
+  grpc::Status Runtime(grpc::Status (v1::RuntimeService::Stub::*method)(grpc::ClientContext*,
+                                                                        const Request&, Response*),
+                       const Request& request, Response* response, CallKind kind = CallKind::kQuery,
+                       int64_t extra_seconds = 0) {
+    return Call(*runtime_, method, request, response, kind, extra_seconds);
+  }
+
+  template <typename Request, typename Response>
+  grpc::Status Image(grpc::Status (v1::ImageService::Stub::*method)(grpc::ClientContext*,
+                                                                    const Request&, Response*),
+                     const Request& request, Response* response) {
+    return Call(*image_, method, request, response, CallKind::kQuery);
+  }
+
+ private:
+  void SetDeadline(grpc::ClientContext& context, CallKind kind, int64_t extra_seconds) const;
+
+  GlobalOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::RuntimeService::Stub> runtime_;
+  std::unique_ptr<v1::ImageService::Stub> image_;
+};
+
+// "NOT_FOUND" for grpc::StatusCode::NOT_FOUND, and so on.
+std::string_view CodeName(grpc::StatusCode code);
+
+// Prints "vmletctl: <what>: <message> (<CODE>)" to stderr; returns
+// kExitFailure.
+int FailRpc(std::string_view what, const grpc::Status& status);
+
+// Prints "vmletctl: <message>" to stderr; returns kExitFailure.
+int Fail(std::string_view message);
+
+// Prints "vmletctl: warning: <message>" to stderr.
+void Warn(std::string_view message);
+
+}  // namespace vmlet::ctl
+
+#endif  // VMLET_CMD_VMLETCTL_CLIENT_H_

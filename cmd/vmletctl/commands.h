@@ -1,0 +1,35 @@
+// The commands of vmletctl. Each takes the words after its own name and
+// returns the process's exit code (see flags.h).
+#ifndef VMLET_CMD_VMLETCTL_COMMANDS_H_
+#define VMLET_CMD_VMLETCTL_COMMANDS_H_
+
+#include <span>
+#include <string>
+
+#include "cmd/vmletctl/client.h"
+
+namespace vmlet::ctl {
+
+using Args = std::span<const std::string>;
+
+// `cri COMMAND ...`: the CRI client for scripts (cri_commands.cc).
+int CriCommand(Client& client, Args args);
+
+// `cri runp|create|start|stop|rm|stopp|rmp ...` (cri_lifecycle.cc).
+int CriRunPod(Client& client, Args args);
+int CriCreate(Client& client, Args args);
+int CriStart(Client& client, Args args);
+int CriStop(Client& client, Args args);
+int CriRemove(Client& client, Args args);
+int CriStopPod(Client& client, Args args);
+int CriRemovePod(Client& client, Args args);
+
+// The VM pod commands (pod_commands.cc, logs_command.cc).
+int RunPod(Client& client, Args args);
+int RemovePod(Client& client, Args args);
+int ListPods(Client& client, Args args);
+int Logs(Client& client, Args args);
+
+}  // namespace vmlet::ctl
+
+#endif  // VMLET_CMD_VMLETCTL_COMMANDS_H_

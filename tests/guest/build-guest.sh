@@ -1,0 +1,63 @@
+#!/bin/sh
+# Builds the tiny test guest from Debian packages: the kernel of
+# linux-image-cloud-amd64 and an initramfs around busybox-static whose init
+# prints a marker and then, by the kernel command line:
+#   (default)                 waits for the ACPI power button, then powers off
+#   vmlet_test=ignore-acpi    ignores the power button (must be destroyed)
+#   vmlet_test=poweroff:N     powers off by itself after N seconds
+#   vmlet_test=ticker         prints "tick N" every 0.2 s, for log tests
+#
+# usage: build-guest.sh OUTDIR    -> OUTDIR/vmlinuz OUTDIR/initrd.gz
+# Exits 77 (skip) when the packages are missing.
+set -eu
+out=${1:?usage: build-guest.sh OUTDIR}
+kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$kernel" ] || [ ! -x /bin/busybox ]; then
+  echo "build-guest: needs linux-image-cloud-amd64 and busybox-static" >&2
+  exit 77
+fi
+release=${kernel#/boot/vmlinuz-}
+modules=/lib/modules/$release/kernel
+mkdir -p "$out"
+if [ -f "$out/initrd.gz" ] && [ -f "$out/vmlinuz" ] && [ "$out/initrd.gz" -nt "$0" ]; then
+  exit 0  # Already built from this script.
+fi
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/lib/modules"
+cp /bin/busybox "$root/bin/"
+for applet in sh mount echo cat sleep poweroff insmod dd grep basename seq; do
+  ln -s busybox "$root/bin/$applet"
+done
+cp "$modules/drivers/input/evdev.ko" "$modules/drivers/acpi/button.ko" "$root/lib/modules/"
+cat >"$root/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+insmod /lib/modules/evdev.ko
+insmod /lib/modules/button.ko
+mode=
+for word in $(cat /proc/cmdline); do
+  case "$word" in vmlet_test=*) mode=${word#vmlet_test=} ;; esac
+done
+echo "VMLET-GUEST-READY mode=${mode:-acpi}"
+case "$mode" in
+  ignore-acpi) while true; do sleep 3600; done ;;
+  poweroff:*) sleep "${mode#poweroff:}"; echo "VMLET-GUEST-POWERING-OFF"; poweroff -f ;;
+  ticker) n=0; while true; do n=$((n + 1)); echo "tick $n"; sleep 0.2; done ;;
+esac
+for dev in /sys/class/input/event*; do
+  if grep -q "Power Button" "$dev/device/name" 2>/dev/null; then
+    dd if="/dev/input/$(basename "$dev")" bs=24 count=1 >/dev/null 2>&1
+    echo "VMLET-GUEST-POWERING-OFF"
+    poweroff -f
+  fi
+done
+echo "VMLET-GUEST: no power button"; while true; do sleep 3600; done
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$out/initrd.gz.tmp"
+cp "$kernel" "$out/vmlinuz.tmp"
+mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+mv "$out/initrd.gz.tmp" "$out/initrd.gz"

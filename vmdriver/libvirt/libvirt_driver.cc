@@ -1,0 +1,479 @@
+#include "vmdriver/libvirt/libvirt_driver.h"
+
+#include <chrono>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "base/file_util.h"
+#include "base/id.h"
+#include "base/logging.h"
+#include "base/process.h"
+#include "base/scope_guard.h"
+#include "base/status.h"
+#include "base/str_util.h"
+#include "vmdriver/libvirt/libvirt_errors.h"
+
+namespace vmlet::vmdriver::libvirt {
+namespace {
+
+constexpr Logger kLog("libvirt");
+
+// How often Stop looks whether the guest has powered off.
+constexpr absl::Duration kStopPollInterval = absl::Milliseconds(100);
+
+struct ExitInfo {
+  int32_t exit_code;
+  const char* reason;
+  const char* message;
+};
+
+// How a domain that shut off ended, from libvirt's shutoff reason (the same
+// numbers serve the detail of a STOPPED event; the table says which).
+ExitInfo ExitFromShutoffReason(int reason) {
+  switch (reason) {
+    case VIR_DOMAIN_SHUTOFF_SHUTDOWN:
+      return {0, "Completed", "the guest powered off"};
+    case VIR_DOMAIN_SHUTOFF_DESTROYED:
+      return {137, "Killed", "the VM was destroyed"};
+    case VIR_DOMAIN_SHUTOFF_CRASHED:
+      return {1, "Error", "the guest crashed"};
+    case VIR_DOMAIN_SHUTOFF_FAILED:
+      return {1, "Error", "QEMU failed or died"};
+    default:
+      return {255, "Unknown", "the VM stopped for a reason libvirt did not report"};
+  }
+}
+
+// A STOPPED event's detail as the equivalent shutoff reason.
+int ShutoffReasonFromStoppedDetail(int detail) {
+  switch (detail) {
+    case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN:
+      return VIR_DOMAIN_SHUTOFF_SHUTDOWN;
+    case VIR_DOMAIN_EVENT_STOPPED_DESTROYED:
+      return VIR_DOMAIN_SHUTOFF_DESTROYED;
+    case VIR_DOMAIN_EVENT_STOPPED_CRASHED:
+      return VIR_DOMAIN_SHUTOFF_CRASHED;
+    case VIR_DOMAIN_EVENT_STOPPED_FAILED:
+      return VIR_DOMAIN_SHUTOFF_FAILED;
+    default:
+      return VIR_DOMAIN_SHUTOFF_UNKNOWN;
+  }
+}
+
+absl::Status ReadState(virDomainPtr domain, std::string_view id, int* state, int* reason) {
+  if (virDomainGetState(domain, state, reason, 0) < 0) {
+    return LastError(StrCat("reading the state of VM \"", id, "\""));
+  }
+  return absl::OkStatus();
+}
+
+std::string UuidOf(virDomainPtr domain) {
+  char uuid[VIR_UUID_STRING_BUFLEN] = {};
+  if (virDomainGetUUIDString(domain, uuid) < 0) return "";
+  return uuid;
+}
+
+// vmlet's metadata of a domain; NOT_FOUND for a domain that is not vmlet's.
+absl::StatusOr<DomainMetadata> MetadataOf(virDomainPtr domain) {
+  const char* name = virDomainGetName(domain);
+  if (name == nullptr || std::string_view(name).rfind(kDomainNamePrefix, 0) != 0) {
+    return absl::NotFoundError("not a vmlet domain");
+  }
+  char* xml = virDomainGetMetadata(domain, VIR_DOMAIN_METADATA_ELEMENT, kMetadataNamespace, 0);
+  if (xml == nullptr) return LastError(StrCat("reading the metadata of domain ", name));
+  absl::StatusOr<DomainMetadata> metadata = ParseDomainMetadata(xml);
+  free(xml);
+  return metadata;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LibvirtDriver>> LibvirtDriver::Start(LibvirtDriverOptions options) {
+  VMLET_ASSIGN_OR_RETURN(AcceleratorChoice accelerator, ChooseAccelerator(options.accelerator));
+  kLog.Info("{}", accelerator.reason);
+  VMLET_RETURN_IF_ERROR(MakeDirs(options.vm_dir, 0711));
+  VMLET_RETURN_IF_ERROR(MakeDirs(options.console_dir, 0711));
+  std::unique_ptr<LibvirtDriver> driver(new LibvirtDriver(std::move(options), accelerator));
+  LibvirtDriver* self = driver.get();
+  driver->connection_ = LibvirtConnection::Start(
+      self->options_.uri,
+      [self](virDomainPtr domain, int event, int detail) {
+        self->OnLifecycle(domain, event, detail);
+      },
+      [self](virConnectPtr conn) { self->Resync(conn); }, absl::Seconds(5));
+  absl::Status reachable = driver->connection_->Reachable();
+  if (!reachable.ok()) kLog.Warning("libvirt is not reachable yet: {}", reachable.message());
+  return driver;
+}
+
+LibvirtDriver::LibvirtDriver(LibvirtDriverOptions options, AcceleratorChoice accelerator)
+    : options_(std::move(options)), accelerator_(std::move(accelerator)) {}
+
+LibvirtDriver::~LibvirtDriver() {
+  connection_.reset();  // No more events or resyncs from here on.
+  std::map<std::string, Vm, std::less<>> vms;
+  {
+    std::lock_guard lock(mu_);
+    vms.swap(vms_);
+  }
+  for (auto& [id, vm] : vms) {
+    if (vm.console) vm.console->Stop();
+  }
+}
+
+std::string LibvirtDriver::ConsoleSocket(std::string_view id) const {
+  // Short: a unix socket path must fit in 108 bytes.
+  return StrCat(options_.console_dir, "/", id.substr(0, 16), ".sock");
+}
+
+std::string LibvirtDriver::VmDir(std::string_view id) const {
+  return StrCat(options_.vm_dir, "/", id);
+}
+
+absl::Status LibvirtDriver::CheckReachable() { return connection_->Reachable(); }
+
+absl::StatusOr<virDomainPtr> LibvirtDriver::LookUp(virConnectPtr conn, std::string_view id) {
+  virDomainPtr domain = virDomainLookupByUUIDString(conn, DomainUuid(id).c_str());
+  if (domain == nullptr) return LastError(StrCat("looking up the domain of VM \"", id, "\""));
+  return domain;
+}
+
+absl::Status LibvirtDriver::Create(const VmConfig& config) {
+  VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
+  {
+    std::lock_guard lock(mu_);
+    if (vms_.contains(config.id)) {
+      return absl::AlreadyExistsError(StrCat("VM \"", config.id, "\" already exists"));
+    }
+  }
+  const std::string dir = VmDir(config.id);
+  VMLET_RETURN_IF_ERROR(MakeDirs(dir, 0711));
+  ScopeGuard remove_dir([&] { (void)RemoveTree(dir); });
+
+  DomainOptions options{.type = accelerator_.domain_type,
+                        .emulator = options_.emulator,
+                        .machine = options_.machine,
+                        .console_socket = ConsoleSocket(config.id),
+                        .overlay_path = ""};
+  if (!config.boot.IsKernelBoot() && !config.boot.disk_path.empty()) {
+    // The image stays untouched: the VM writes into its own overlay.
+    options.overlay_path = StrCat(dir, "/root.qcow2");
+    VMLET_RETURN_IF_ERROR(Annotate(
+        RunProcessOk({"qemu-img", "create", "-q", "-f", "qcow2", "-F", config.boot.disk_format,
+                      "-b", config.boot.disk_path, options.overlay_path}),
+        StrCat("creating the disk overlay of VM \"", config.id, "\"")));
+  }
+  VMLET_RETURN_IF_ERROR(RemoveFileIfExists(options.console_socket));
+  VMLET_ASSIGN_OR_RETURN(Domain domain_def, BuildDomain(config, options));
+  VMLET_ASSIGN_OR_RETURN(std::string xml, WriteDomainXml(domain_def));
+
+  {
+    std::lock_guard lock(mu_);
+    vms_[config.id] = Vm{.info = {.id = config.id}, .log_path = config.log_path, .console = {}};
+    id_by_uuid_[domain_def.uuid] = config.id;
+  }
+  ScopeGuard forget([&] {
+    std::lock_guard lock(mu_);
+    vms_.erase(config.id);
+    id_by_uuid_.erase(domain_def.uuid);
+  });
+  virDomainPtr domain =
+      virDomainDefineXMLFlags(conn.get(), xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE);
+  if (domain == nullptr) {
+    return LastError(StrCat("defining the domain of VM \"", config.id, "\""));
+  }
+  ScopeGuard free_domain([domain] { virDomainFree(domain); });
+  ScopeGuard undefine([domain] { virDomainUndefineFlags(domain, VIR_DOMAIN_UNDEFINE_NVRAM); });
+  if (virDomainCreateWithFlags(domain, VIR_DOMAIN_START_PAUSED) < 0) {
+    return LastError(StrCat("starting QEMU (paused) for VM \"", config.id, "\""));
+  }
+  absl::StatusOr<std::unique_ptr<ConsoleLog>> console =
+      ConsoleLog::Start(options.console_socket, config.log_path);
+  if (!console.ok()) {
+    virDomainDestroy(domain);
+    return Annotate(console.status(), StrCat("capturing the console of VM \"", config.id, "\""));
+  }
+  {
+    std::lock_guard lock(mu_);
+    vms_[config.id].console = *std::move(console);
+  }
+  undefine.Dismiss();
+  forget.Dismiss();
+  remove_dir.Dismiss();
+  kLog.Info("VM {} defined as domain {} ({}, {} vCPUs, {} MiB), QEMU up and paused", config.id,
+            domain_def.name, accelerator_.domain_type, config.vcpus, config.memory_bytes / kMiB);
+  return absl::OkStatus();
+}
+
+absl::Status LibvirtDriver::Start(std::string_view id) {
+  VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
+  VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
+  ScopeGuard free_domain([domain] { virDomainFree(domain); });
+  int state = 0, reason = 0;
+  VMLET_RETURN_IF_ERROR(ReadState(domain, id, &state, &reason));
+  if (state != VIR_DOMAIN_PAUSED) {
+    return absl::FailedPreconditionError(
+        StrCat("VM \"", id, "\" is not created and paused (libvirt state ", state, ")"));
+  }
+  if (virDomainResume(domain) < 0) return LastError(StrCat("resuming VM \"", id, "\""));
+  VmInfo info;
+  {
+    std::lock_guard lock(mu_);
+    Vm& vm = vms_[std::string(id)];
+    vm.info.id = std::string(id);
+    vm.info.state = VmState::kRunning;
+    if (vm.info.started_at == 0) vm.info.started_at = NowNanos();
+    info = vm.info;
+  }
+  Emit(info);
+  return absl::OkStatus();
+}
+
+absl::Status LibvirtDriver::Stop(std::string_view id, absl::Duration timeout) {
+  VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
+  VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
+  ScopeGuard free_domain([domain] { virDomainFree(domain); });
+  int state = 0, reason = 0;
+  VMLET_RETURN_IF_ERROR(ReadState(domain, id, &state, &reason));
+  if (state == VIR_DOMAIN_SHUTOFF) return absl::OkStatus();
+  if (state != VIR_DOMAIN_PAUSED &&
+      virDomainShutdownFlags(domain, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) == 0) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (virDomainGetState(domain, &state, &reason, 0) == 0 && state == VIR_DOMAIN_SHUTOFF) {
+        break;
+      }
+      std::this_thread::sleep_for(absl::ToChronoMilliseconds(kStopPollInterval));
+    }
+  }
+  if (state != VIR_DOMAIN_SHUTOFF) {
+    kLog.Info("VM {} did not power off within {}; destroying it", id,
+              absl::FormatDuration(timeout));
+    if (virDomainDestroy(domain) < 0) {
+      absl::Status status = LastError(StrCat("destroying VM \"", id, "\""));
+      if (!absl::IsFailedPrecondition(status)) return status;  // Else: it stopped meanwhile.
+    }
+    VMLET_RETURN_IF_ERROR(ReadState(domain, id, &state, &reason));
+  }
+  Emit(RecordExit(id, reason));
+  return absl::OkStatus();
+}
+
+absl::Status LibvirtDriver::Destroy(std::string_view id) {
+  VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
+  VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
+  ScopeGuard free_domain([domain] { virDomainFree(domain); });
+  if (virDomainIsActive(domain) != 1) return absl::OkStatus();
+  if (virDomainDestroy(domain) < 0) {
+    absl::Status status = LastError(StrCat("destroying VM \"", id, "\""));
+    if (!absl::IsFailedPrecondition(status)) return status;
+  }
+  int state = 0, reason = 0;
+  virDomainGetState(domain, &state, &reason, 0);
+  Emit(RecordExit(id, reason));
+  return absl::OkStatus();
+}
+
+absl::Status LibvirtDriver::Remove(std::string_view id) {
+  VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
+  absl::StatusOr<virDomainPtr> domain = LookUp(conn.get(), id);
+  if (!domain.ok() && !absl::IsNotFound(domain.status())) return domain.status();
+  if (domain.ok()) {
+    ScopeGuard free_domain([&domain] { virDomainFree(*domain); });
+    if (virDomainIsActive(*domain) == 1 && virDomainDestroy(*domain) < 0) {
+      absl::Status status = LastError(StrCat("destroying VM \"", id, "\""));
+      if (!absl::IsFailedPrecondition(status)) return status;
+    }
+    if (virDomainUndefineFlags(*domain, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                            VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                            VIR_DOMAIN_UNDEFINE_NVRAM |
+                                            VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0) {
+      absl::Status status = LastError(StrCat("undefining VM \"", id, "\""));
+      if (!absl::IsNotFound(status)) return status;
+    }
+  }
+  std::unique_ptr<ConsoleLog> console;
+  {
+    std::lock_guard lock(mu_);
+    auto it = vms_.find(id);
+    if (it != vms_.end()) {
+      console = std::move(it->second.console);
+      vms_.erase(it);
+    }
+    id_by_uuid_.erase(DomainUuid(id));
+  }
+  if (console) console->Stop();
+  VMLET_RETURN_IF_ERROR(RemoveTree(VmDir(id)));
+  VMLET_RETURN_IF_ERROR(RemoveFileIfExists(ConsoleSocket(id)));
+  kLog.Info("VM {} removed", id);
+  return absl::OkStatus();
+}
+
+VmInfo LibvirtDriver::RecordExit(std::string_view id, int shutoff_reason) {
+  ExitInfo exit = ExitFromShutoffReason(shutoff_reason);
+  std::lock_guard lock(mu_);
+  Vm& vm = vms_[std::string(id)];
+  vm.info.id = std::string(id);
+  if (vm.info.state != VmState::kExited) {
+    vm.info.state = VmState::kExited;
+    vm.info.finished_at = NowNanos();
+    vm.info.exit_code = exit.exit_code;
+    vm.info.reason = exit.reason;
+    vm.info.message = exit.message;
+  }
+  return vm.info;
+}
+
+absl::StatusOr<VmInfo> LibvirtDriver::InfoOf(virDomainPtr domain, std::string_view id) {
+  int state = 0, reason = 0;
+  VMLET_RETURN_IF_ERROR(ReadState(domain, id, &state, &reason));
+  if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED) {
+    return RecordExit(id, state == VIR_DOMAIN_CRASHED ? VIR_DOMAIN_SHUTOFF_CRASHED : reason);
+  }
+  std::lock_guard lock(mu_);
+  Vm& vm = vms_[std::string(id)];
+  vm.info.id = std::string(id);
+  // A domain vmlet started is only ever paused before its first resume.
+  if (state == VIR_DOMAIN_PAUSED && vm.info.started_at == 0 && vm.info.state != VmState::kRunning) {
+    vm.info.state = VmState::kCreated;
+  } else {
+    vm.info.state = VmState::kRunning;
+  }
+  return vm.info;
+}
+
+absl::StatusOr<VmInfo> LibvirtDriver::Inspect(std::string_view id) {
+  VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
+  VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
+  ScopeGuard free_domain([domain] { virDomainFree(domain); });
+  return InfoOf(domain, id);
+}
+
+absl::StatusOr<std::vector<VmInfo>> LibvirtDriver::List() {
+  VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
+  virDomainPtr* domains = nullptr;
+  int count = virConnectListAllDomains(conn.get(), &domains, 0);
+  if (count < 0) return LastError("listing domains");
+  std::vector<VmInfo> infos;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domains[i]);
+    if (metadata.ok()) {
+      absl::StatusOr<VmInfo> info = InfoOf(domains[i], metadata->container_id);
+      if (info.ok()) infos.push_back(*std::move(info));
+    }
+    virDomainFree(domains[i]);
+  }
+  free(domains);
+  return infos;
+}
+
+void LibvirtDriver::Watch(VmEventHandler handler) {
+  std::lock_guard lock(mu_);
+  handler_ = std::move(handler);
+}
+
+absl::Status LibvirtDriver::ReopenLog(std::string_view id) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(id);
+  if (it == vms_.end()) return absl::NotFoundError(StrCat("VM \"", id, "\" is not known"));
+  if (!it->second.console) return absl::OkStatus();  // Nothing is being written.
+  return it->second.console->Reopen();
+}
+
+std::vector<std::pair<std::string, std::string>> LibvirtDriver::StatusInfo() {
+  std::vector<std::pair<std::string, std::string>> info = {
+      {"libvirtUri", options_.uri},
+      {"accelerator", accelerator_.domain_type == "kvm" ? "kvm" : "tcg"},
+      {"acceleratorReason", accelerator_.reason},
+  };
+  if (absl::StatusOr<ConnRef> conn = connection_->Get(); conn.ok()) {
+    unsigned long lib = 0, hv = 0;
+    if (virConnectGetLibVersion(conn->get(), &lib) == 0) {
+      info.emplace_back("libvirtVersion",
+                        StrCat(lib / 1000000, ".", lib / 1000 % 1000, ".", lib % 1000));
+    }
+    if (virConnectGetVersion(conn->get(), &hv) == 0) {
+      info.emplace_back("qemuVersion", StrCat(hv / 1000000, ".", hv / 1000 % 1000, ".", hv % 1000));
+    }
+  }
+  return info;
+}
+
+void LibvirtDriver::OnLifecycle(virDomainPtr domain, int event, int detail) {
+  if (event != VIR_DOMAIN_EVENT_RESUMED && event != VIR_DOMAIN_EVENT_STOPPED) return;
+  std::string id;
+  {
+    std::lock_guard lock(mu_);
+    auto it = id_by_uuid_.find(UuidOf(domain));
+    if (it != id_by_uuid_.end()) id = it->second;
+  }
+  if (id.empty()) {
+    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domain);
+    if (!metadata.ok()) return;  // Not one of vmlet's domains.
+    id = metadata->container_id;
+  }
+  VmInfo info;
+  if (event == VIR_DOMAIN_EVENT_STOPPED) {
+    info = RecordExit(id, ShutoffReasonFromStoppedDetail(detail));
+  } else {
+    std::lock_guard lock(mu_);
+    Vm& vm = vms_[id];
+    vm.info.id = id;
+    if (vm.info.state == VmState::kExited) return;
+    vm.info.state = VmState::kRunning;
+    if (vm.info.started_at == 0) vm.info.started_at = NowNanos();
+    info = vm.info;
+  }
+  kLog.Debug("VM {}: libvirt event {} detail {} -> {}", id, event, detail, VmStateName(info.state));
+  Emit(info);
+}
+
+void LibvirtDriver::Resync(virConnectPtr conn) {
+  virDomainPtr* domains = nullptr;
+  int count = virConnectListAllDomains(conn, &domains, 0);
+  if (count < 0) {
+    kLog.Error("{}", LastError("listing domains after connecting").message());
+    return;
+  }
+  std::vector<VmInfo> infos;
+  for (int i = 0; i < count; ++i) {
+    ScopeGuard free_domain([&] { virDomainFree(domains[i]); });
+    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domains[i]);
+    if (!metadata.ok()) continue;
+    const std::string& id = metadata->container_id;
+    bool active = virDomainIsActive(domains[i]) == 1;
+    {
+      std::lock_guard lock(mu_);
+      id_by_uuid_[UuidOf(domains[i])] = id;
+      Vm& vm = vms_[id];
+      vm.info.id = id;
+      vm.log_path = metadata->log_path;
+      if (active && !vm.console) {
+        // Adopt the running VM: its console continues into the same log.
+        absl::StatusOr<std::unique_ptr<ConsoleLog>> console =
+            ConsoleLog::Start(ConsoleSocket(id), metadata->log_path);
+        if (console.ok()) {
+          vm.console = *std::move(console);
+        } else {
+          kLog.Error("VM {}: capturing its console: {}", id, console.status().message());
+        }
+      }
+    }
+    absl::StatusOr<VmInfo> info = InfoOf(domains[i], id);
+    if (info.ok()) infos.push_back(*std::move(info));
+  }
+  free(domains);
+  kLog.Info("found {} vmlet VMs in libvirt", infos.size());
+  for (const VmInfo& info : infos) Emit(info);
+}
+
+void LibvirtDriver::Emit(const VmInfo& info) {
+  VmEventHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    handler = handler_;
+  }
+  if (handler) handler(VmEvent{.info = info});
+}
+
+}  // namespace vmlet::vmdriver::libvirt

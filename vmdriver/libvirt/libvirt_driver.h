@@ -1,0 +1,95 @@
+// The real VmDriver: VMs are libvirt domains run by QEMU.
+//
+// Each VM is a persistent domain named "vmlet-<namespace>-<pod>-<id8>" whose
+// UUID is derived from the container id and whose <metadata> carries the ids,
+// the pod and the log path, so a restarted vmletd finds and adopts it. Create
+// defines the domain and starts it paused (QEMU is up, the guest has not run
+// an instruction), Start only resumes it. The serial console is a unix socket
+// that a ConsoleLog drains into the container's log file. Lifecycle events
+// arrive on libvirt's event thread and are passed to the Watch handler.
+#ifndef VMLET_VMDRIVER_LIBVIRT_LIBVIRT_DRIVER_H_
+#define VMLET_VMDRIVER_LIBVIRT_LIBVIRT_DRIVER_H_
+
+#include <libvirt/libvirt.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "vmdriver/accelerator.h"
+#include "vmdriver/console_log.h"
+#include "vmdriver/libvirt/domain_builder.h"
+#include "vmdriver/libvirt/libvirt_connection.h"
+#include "vmdriver/vm_driver.h"
+
+namespace vmlet::vmdriver::libvirt {
+
+struct LibvirtDriverOptions {
+  std::string uri = "qemu:///system";
+  std::string accelerator = "auto";  // "auto", "kvm" or "tcg".
+  std::string vm_dir;                // Per-VM files (overlays): <state_dir>/vms.
+  std::string console_dir;           // Console sockets: <run_dir>/consoles.
+  std::string emulator = "/usr/bin/qemu-system-x86_64";
+  std::string machine = "pc";
+};
+
+class LibvirtDriver : public VmDriver {
+ public:
+  // Chooses the accelerator and connects (waiting briefly for the first
+  // connection; an unreachable libvirtd is reported by CheckReachable and
+  // retried in the background, not an error here).
+  static absl::StatusOr<std::unique_ptr<LibvirtDriver>> Start(LibvirtDriverOptions options);
+  ~LibvirtDriver() override;
+
+  std::string_view Name() const override { return "libvirt"; }
+  absl::Status CheckReachable() override;
+  absl::Status Create(const VmConfig& config) override;
+  absl::Status Start(std::string_view id) override;
+  absl::Status Stop(std::string_view id, absl::Duration timeout) override;
+  absl::Status Destroy(std::string_view id) override;
+  absl::Status Remove(std::string_view id) override;
+  absl::StatusOr<VmInfo> Inspect(std::string_view id) override;
+  absl::StatusOr<std::vector<VmInfo>> List() override;
+  void Watch(VmEventHandler handler) override;
+  absl::Status ReopenLog(std::string_view id) override;
+  std::vector<std::pair<std::string, std::string>> StatusInfo() override;
+
+ private:
+  // What the driver keeps of a VM beyond libvirt's own state.
+  struct Vm {
+    VmInfo info;
+    std::string log_path;
+    std::unique_ptr<ConsoleLog> console;
+  };
+
+  LibvirtDriver(LibvirtDriverOptions options, AcceleratorChoice accelerator);
+
+  std::string ConsoleSocket(std::string_view id) const;
+  std::string VmDir(std::string_view id) const;
+  // The domain of a VM; NOT_FOUND if libvirt has none.
+  absl::StatusOr<virDomainPtr> LookUp(virConnectPtr conn, std::string_view id);
+  // The current VmInfo of a domain, merged with what the driver remembers.
+  absl::StatusOr<VmInfo> InfoOf(virDomainPtr domain, std::string_view id);
+  // Records an exit (from an event or a finished Stop) and returns the info.
+  VmInfo RecordExit(std::string_view id, int shutoff_reason);
+
+  // Event thread.
+  void OnLifecycle(virDomainPtr domain, int event, int detail);
+  // Reconnect thread: adopts vmlet's domains after each (re)connection.
+  void Resync(virConnectPtr conn);
+  void Emit(const VmInfo& info);
+
+  const LibvirtDriverOptions options_;
+  const AcceleratorChoice accelerator_;
+  std::unique_ptr<LibvirtConnection> connection_;
+
+  std::mutex mu_;
+  std::map<std::string, Vm, std::less<>> vms_;                  // By container id.
+  std::map<std::string, std::string, std::less<>> id_by_uuid_;  // Domain UUID -> id.
+  VmEventHandler handler_;
+};
+
+}  // namespace vmlet::vmdriver::libvirt
+
+#endif  // VMLET_VMDRIVER_LIBVIRT_LIBVIRT_DRIVER_H_
