@@ -54,6 +54,9 @@ std::string LayoutDir(const GuestImage& guest) {
   return StrCat(g_guest_dir, "/layouts/", std::string(guest.name).substr(17));
 }
 
+std::string DiskLayoutDir() { return StrCat(g_guest_dir, "/layouts/disk"); }
+constexpr char kDiskImage[] = "vmlet.test/disk:1";
+
 // Lays out one VM image per variant: the same kernel and initrd (linked),
 // each with its own command line.
 absl::Status MakeLayouts() {
@@ -68,6 +71,14 @@ absl::Status MakeLayouts() {
     VMLET_RETURN_IF_ERROR(WriteFileAtomically(
         dir + "/boot/cmdline", StrCat("console=ttyS0 quiet panic=-1 ", guest.mode), 0644));
   }
+  // A disk image (empty: the firmware finds nothing to boot, which is
+  // enough to run the VM on its overlay).
+  const std::string disk_dir = DiskLayoutDir();
+  VMLET_RETURN_IF_ERROR(RemoveTree(disk_dir));
+  VMLET_RETURN_IF_ERROR(MakeDirs(disk_dir + "/disk", 0755));
+  auto created = RunCommand(
+      {"/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk_dir + "/disk/root.qcow2", "64M"});
+  if (!created.ok() || created->code != 0) return absl::InternalError("qemu-img create failed");
   return absl::OkStatus();
 }
 
@@ -103,6 +114,7 @@ class LibvirtVmTest : public ::testing::Test {
     for (const GuestImage& guest : kGuests) {
       StrAppend(&yaml, "  \"", guest.name, "\": ", LayoutDir(guest), "\n");
     }
+    StrAppend(&yaml, "  \"", kDiskImage, "\": ", DiskLayoutDir(), "\n");
     vmletd_ = std::make_unique<VmletdProcess>(yaml, /*fake_driver=*/false);
     ASSERT_TRUE(vmletd_->init_status().ok()) << vmletd_->init_status();
     // QEMU runs as libvirt's own user: it must reach the per-VM files.
@@ -291,6 +303,26 @@ TEST_F(LibvirtVmTest, AVmSurvivesAVmletdCrashAndItsLogContinues) {
   // The log goes on: ticks printed after the restart reach the same file.
   EXPECT_TRUE(WaitFor([&] { return ReadAll(LogPath("crash")).size() > size_at_kill + 200; },
                       absl::Seconds(60)));
+}
+
+TEST_F(LibvirtVmTest, ADiskImageRunsOnItsOwnOverlayAndIsNeverWritten) {
+  const std::string image = DiskLayoutDir() + "/disk/root.qcow2";
+  const std::string before = ReadAll(image);
+  std::string sandbox = RunPod("disk");
+  std::string id = StartVm("disk", sandbox, kDiskImage);
+  EXPECT_EQ(Status(id).state(), v1::CONTAINER_RUNNING);
+  const std::string overlay = StrCat(vmletd_->state_dir(), "/vms/", id, "/root.qcow2");
+  auto info = RunCommand({"/usr/bin/qemu-img", "info", "-U", overlay});
+  ASSERT_TRUE(info.ok());
+  EXPECT_THAT(info->output, HasSubstr(StrCat("backing file: ", image)));
+  ASSERT_TRUE(Stop(id, 0).ok());
+  grpc::ClientContext context;
+  v1::RemoveContainerRequest remove;
+  remove.set_container_id(id);
+  v1::RemoveContainerResponse removed;
+  ASSERT_TRUE(vmletd_->runtime().RemoveContainer(&context, remove, &removed).ok());
+  EXPECT_FALSE(ReadFile(overlay).ok()) << "the overlay is left";
+  EXPECT_TRUE(ReadAll(image) == before) << "the image was written";
 }
 
 // Restarts libvirtd the way this machine runs it (systemd or a plain daemon).

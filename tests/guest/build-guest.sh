@@ -26,7 +26,7 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/lib/modules"
 cp /bin/busybox "$root/bin/"
-for applet in sh mount echo cat sleep poweroff insmod dd grep basename seq; do
+for applet in sh mount echo cat sleep poweroff insmod dd grep basename seq ls; do
   ln -s busybox "$root/bin/$applet"
 done
 cp "$modules/drivers/input/evdev.ko" "$modules/drivers/acpi/button.ko" "$root/lib/modules/"
@@ -41,15 +41,25 @@ mode=
 for word in $(cat /proc/cmdline); do
   case "$word" in vmlet_test=*) mode=${word#vmlet_test=} ;; esac
 done
-echo "VMLET-GUEST-READY mode=${mode:-acpi}"
 case "$mode" in
-  ignore-acpi) while true; do sleep 3600; done ;;
-  poweroff:*) sleep "${mode#poweroff:}"; echo "VMLET-GUEST-POWERING-OFF"; poweroff -f ;;
-  ticker) n=0; while true; do n=$((n + 1)); echo "tick $n"; sleep 0.2; done ;;
+  ignore-acpi) echo "VMLET-GUEST-READY mode=$mode"; while true; do sleep 3600; done ;;
+  poweroff:*)
+    echo "VMLET-GUEST-READY mode=$mode"
+    sleep "${mode#poweroff:}"; echo "VMLET-GUEST-POWERING-OFF"; poweroff -f ;;
+  ticker)
+    echo "VMLET-GUEST-READY mode=$mode"
+    n=0; while true; do n=$((n + 1)); echo "tick $n"; sleep 0.2; done ;;
 esac
+# Wait for the ACPI power button: a reader of its input device. READY is
+# printed only once the reader holds the device open, so a button press
+# right after READY is never missed.
 for dev in /sys/class/input/event*; do
   if grep -q "Power Button" "$dev/device/name" 2>/dev/null; then
-    dd if="/dev/input/$(basename "$dev")" bs=24 count=1 >/dev/null 2>&1
+    dd if="/dev/input/$(basename "$dev")" bs=24 count=1 of=/dev/null 2>/dev/null &
+    reader=$!
+    until ls -l "/proc/$reader/fd" 2>/dev/null | grep -q "/dev/input/"; do sleep 0.05; done
+    echo "VMLET-GUEST-READY mode=acpi"
+    wait "$reader"
     echo "VMLET-GUEST-POWERING-OFF"
     poweroff -f
   fi
