@@ -124,23 +124,9 @@ v1::ContainerConfig ContainerConfig(const std::string& pod, const std::string& n
   return config;
 }
 
-// Starts a vmletd of its own for each test and prints its log when the test
-// fails.
-class VmletdTest : public ::testing::Test {
+// Each test talks to a vmletd of its own (see VmletdFixture).
+class VmletdTest : public VmletdFixture {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(vmletd_.init_status().ok()) << vmletd_.init_status();
-    absl::Status started = vmletd_.Start();
-    ASSERT_TRUE(started.ok()) << started;
-  }
-
-  void TearDown() override {
-    if (HasFailure()) {
-      std::cerr << "---- log of vmletd in " << vmletd_.dir() << " ----\n"
-                << vmletd_.Log() << "---- end of the log of vmletd ----\n";
-    }
-  }
-
   // Calls `method` of the RuntimeService with the deadline every call gets.
   template <typename Request, typename Response>
   grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
@@ -254,8 +240,6 @@ class VmletdTest : public ::testing::Test {
     for (const v1::Container& container : list.containers()) ids.push_back(container.id());
     return ids;
   }
-
-  VmletdProcess vmletd_;
 };
 
 TEST_F(VmletdTest, AnswersVersionAsTheKubeletRequires) {

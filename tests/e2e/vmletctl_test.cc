@@ -58,22 +58,12 @@ absl::StatusOr<ExitStatus> RunVmletctl(const std::vector<std::string>& args,
   return RunCommand(argv);
 }
 
-// Starts a vmletd of its own for each test and prints its log when the test
-// fails.
-class VmletctlTest : public ::testing::Test {
+// Each test talks to a vmletd of its own (see VmletdFixture).
+class VmletctlTest : public VmletdFixture {
  protected:
   void SetUp() override {
     if (VmletctlBinary().empty()) GTEST_SKIP() << "$VMLETCTL is not set";
-    ASSERT_TRUE(vmletd_.init_status().ok()) << vmletd_.init_status();
-    absl::Status started = vmletd_.Start();
-    ASSERT_TRUE(started.ok()) << started;
-  }
-
-  void TearDown() override {
-    if (HasFailure()) {
-      std::cerr << "---- log of vmletd in " << vmletd_.dir() << " ----\n"
-                << vmletd_.Log() << "---- end of the log of vmletd ----\n";
-    }
+    VmletdFixture::SetUp();
   }
 
   // vmletctl with --endpoint of this test's vmletd; fails the test if it
@@ -112,8 +102,6 @@ class VmletctlTest : public ::testing::Test {
     request.set_container_id(id);
     return Call(&Stub::ContainerStatus, request, response);
   }
-
-  VmletdProcess vmletd_;
 };
 
 TEST_F(VmletctlTest, RunsListsShowsTheLogOfAndRemovesAVmPod) {

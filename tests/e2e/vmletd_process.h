@@ -13,12 +13,14 @@
 
 #include <sys/types.h>
 
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -106,6 +108,26 @@ class VmletdProcess {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;
   std::unique_ptr<runtime::v1::ImageService::Stub> image_;
+};
+
+// A test fixture that starts a vmletd of its own (fake VM driver) for each
+// test and prints its log when the test fails.
+class VmletdFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(vmletd_.init_status().ok()) << vmletd_.init_status();
+    absl::Status started = vmletd_.Start();
+    ASSERT_TRUE(started.ok()) << started;
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cerr << "---- log of vmletd in " << vmletd_.dir() << " ----\n"
+                << vmletd_.Log() << "---- end of the log of vmletd ----\n";
+    }
+  }
+
+  VmletdProcess vmletd_;
 };
 
 }  // namespace vmlet::e2e
