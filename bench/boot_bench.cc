@@ -220,8 +220,8 @@ absl::StatusOr<std::string> MakeImage(const std::string& guest_dir) {
   RegisterTempDir(dir);
   if (::chmod(dir.c_str(), 0755) != 0) return ErrnoToStatus(errno, StrCat("chmod \"", dir, "\""));
   VMLET_RETURN_IF_ERROR(MakeDirs(dir + "/boot", 0755));
-  if (::symlink((guest_dir + "/vmlinuz").c_str(), (dir + "/boot/vmlinuz").c_str()) != 0 ||
-      ::symlink((guest_dir + "/initrd.gz").c_str(), (dir + "/boot/initrd").c_str()) != 0) {
+  if (::link((guest_dir + "/vmlinuz").c_str(), (dir + "/boot/vmlinuz").c_str()) != 0 ||
+      ::link((guest_dir + "/initrd.gz").c_str(), (dir + "/boot/initrd").c_str()) != 0) {
     return ErrnoToStatus(errno, StrCat("linking the guest into \"", dir, "\""));
   }
   VMLET_RETURN_IF_ERROR(WriteFileAtomically(dir + "/boot/cmdline", kCmdline, 0644));

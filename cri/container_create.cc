@@ -1,6 +1,7 @@
 // CreateContainer: record the intent, define the VM (paused), mark created.
 #include <cmath>
 
+#include "annotations/annotations.h"
 #include "base/id.h"
 #include "base/logging.h"
 #include "base/scope_guard.h"
@@ -9,6 +10,8 @@
 #include "cri/convert.h"
 #include "cri/cri_service.h"
 #include "cri/validate.h"
+#include "image/image_layout.h"
+#include "image/qcow2_overlay.h"
 
 namespace vmlet::cri {
 namespace {
@@ -74,13 +77,37 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
   }
 
   const std::string& image_name = req.config().image().image();
-  const image::LocalImage* image = local_images_.Find(image_name);
-  if (image == nullptr) {
-    return absl::FailedPreconditionError(
-        StrCat("config.image.image \"", image_name,
-               "\" is not present on this node: pulling images from registries is not implemented "
-               "yet; an operator can provide a VM image under local_images in vmlet.yaml"));
+  std::optional<image::StoredImage> image = images_->Find(image_name);
+  if (!image.has_value()) {
+    return absl::NotFoundError(StrCat("config.image.image \"", image_name,
+                                      "\" is not present on this node: pull it first"));
   }
+  absl::StatusOr<vmdriver::BootSource> boot = image::ReadImageLayout(image->rootfs);
+  if (!boot.ok()) {
+    return Annotate(boot.status(), StrCat("config.image.image \"", image_name, "\" (", image->id,
+                                          ") cannot boot a VM"));
+  }
+  // Pod annotations, overridden by the container's own.
+  std::map<std::string, std::string> merged(sandbox.config().annotations().begin(),
+                                            sandbox.config().annotations().end());
+  for (const auto& [key, value] : req.config().annotations()) merged[key] = value;
+  VMLET_ASSIGN_OR_RETURN(annotations::VmTunables tunables,
+                         annotations::ParseVmTunables(merged, "annotations"));
+  if (tunables.root_disk_bytes > 0) {
+    if (boot->IsKernelBoot()) {
+      return absl::InvalidArgumentError(StrCat("annotation ", annotations::kRootDiskSize,
+                                               " applies to disk images, but \"", image_name,
+                                               "\" boots a kernel"));
+    }
+    VMLET_ASSIGN_OR_RETURN(uint64_t image_bytes,
+                           image::DiskVirtualSize(boot->disk_path, boot->disk_format));
+    if (tunables.root_disk_bytes < image_bytes) {
+      return absl::InvalidArgumentError(
+          StrCat("annotation ", annotations::kRootDiskSize, " is ", tunables.root_disk_bytes,
+                 " bytes: expected at least the image's disk size, ", image_bytes, " bytes"));
+    }
+  }
+  const std::string image_display = image->repo_tags.empty() ? image->id : image->repo_tags.front();
 
   ContainerRecord record;
   record.set_id(GenerateId());
@@ -97,6 +124,12 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
   VMLET_RETURN_IF_ERROR(
       Annotate(containers_.Add(record), StrCat("recording container \"", id, "\"")));
   ScopeGuard delete_record([&] { (void)containers_.Delete(id); });
+  // The record now holds the image; had RemoveImage run since Find, the
+  // image is gone and the VM must not be built on it.
+  if (!images_->Find(image->id).has_value()) {
+    return absl::NotFoundError(StrCat("config.image.image \"", image_name,
+                                      "\" was removed while the container was created"));
+  }
 
   const v1::LinuxContainerResources& resources = req.config().linux().resources();
   vmdriver::VmConfig vm{
@@ -110,8 +143,9 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
       .container_name = metadata.name(),
       .vcpus = VcpusFrom(resources, options_.default_vcpus),
       .memory_bytes = MemoryFrom(resources, options_.default_memory_bytes),
-      .image = image->name,
-      .boot = image->boot,
+      .image = image_display,
+      .boot = *boot,
+      .root_disk_bytes = tunables.root_disk_bytes,
       .log_path = record.log_path(),
   };
   VMLET_RETURN_IF_ERROR(

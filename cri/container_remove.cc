@@ -34,6 +34,7 @@ absl::Status CriService::RemoveContainerLocked(const ContainerRecord& record) {
         ContainerName(record.config().metadata(), sandbox->config().metadata()), id);
   }
   kLog.Info("container {} removed", id);
+  images_->Collect();  // Its image may have been removed while it was in use.
   return absl::OkStatus();
 }
 

@@ -53,11 +53,23 @@ std::string CriService::SandboxDir(const std::string& id) const {
 }
 
 absl::Status CriService::Init() {
-  VMLET_ASSIGN_OR_RETURN(local_images_, image::LocalImages::Load(options_.local_images));
-  for (const image::LocalImage& image : local_images_.images()) {
-    kLog.Info("local image {} ({}) from {}", image.name, image.id, image.dir);
-  }
   VMLET_RETURN_IF_ERROR(MakeDirs(options_.state_dir, 0711));
+  VMLET_ASSIGN_OR_RETURN(images_, image::ImageStore::Open({
+                                      .dir = StrCat(options_.state_dir, "/images"),
+                                      .registries = options_.registries,
+                                      .translations = options_.image_translations,
+                                      .local_images = options_.local_images,
+                                      .client = options_.registry_client,
+                                      // An image stays on disk while a container record names it.
+                                      .in_use =
+                                          [this](const std::string& image_id) {
+                                            return !containers_
+                                                        .List([&](const ContainerRecord& c) {
+                                                          return c.image_ref() == image_id;
+                                                        })
+                                                        .empty();
+                                          },
+                                  }));
   VMLET_RETURN_IF_ERROR(MakeDirs(StrCat(options_.state_dir, "/pods"), 0700));
   VMLET_ASSIGN_OR_RETURN(std::vector<std::string> sandbox_warnings, sandboxes_.Load());
   VMLET_ASSIGN_OR_RETURN(std::vector<std::string> container_warnings, containers_.Load());
@@ -82,6 +94,7 @@ absl::Status CriService::Init() {
   driver_->Watch([this](const vmdriver::VmEvent& event) { OnVmEvent(event); });
   VMLET_RETURN_IF_ERROR(ReconcileContainers());
   VMLET_RETURN_IF_ERROR(ReconcileSandboxes());
+  images_->Collect();  // Removed images whose containers went away meanwhile.
   kLog.Info("loaded {} sandboxes and {} containers from {}", sandboxes_.Size(), containers_.Size(),
             options_.state_dir);
   return absl::OkStatus();

@@ -21,7 +21,7 @@
 #include "cri/store/name_index.h"
 #include "cri/store/record_store.h"
 #include "cri/v1/api.pb.h"
-#include "image/local_images.h"
+#include "image/image_store.h"
 #include "vmdriver/vm_driver.h"
 #include "vmlet/state/v1/records.pb.h"
 
@@ -47,6 +47,10 @@ struct CriOptions {
   int64_t default_memory_bytes = 512 * vmdriver::kMiB;
   // Image name -> directory with a VM image layout (config `local_images`).
   std::map<std::string, std::string> local_images;
+  // Registry settings by host and HTTP(S) name translations (image_store.h).
+  std::map<std::string, image::RegistrySettings> registries;
+  std::vector<image::TranslationRule> image_translations;
+  image::RegistryClientOptions registry_client;
 };
 
 class CriService {
@@ -98,6 +102,10 @@ class CriService {
   absl::Status RemoveImage(const v1::RemoveImageRequest& req, v1::RemoveImageResponse* resp);
   absl::Status ImageFsInfo(const v1::ImageFsInfoRequest& req, v1::ImageFsInfoResponse* resp);
 
+  // The node's image store, for the VM-spec API's image calls (pull with
+  // progress, import). Valid after Init.
+  image::ImageStore* images() { return images_.get(); }
+
  private:
   // Called on the driver's event thread; only touches the container store.
   void OnVmEvent(const vmdriver::VmEvent& event);
@@ -126,7 +134,7 @@ class CriService {
   vmdriver::VmDriver* const driver_;
   SandboxStore sandboxes_;
   ContainerStore containers_;
-  image::LocalImages local_images_;  // Loaded by Init, then read-only.
+  std::unique_ptr<image::ImageStore> images_;  // Opened by Init.
   store::NameIndex sandbox_names_;
   store::NameIndex container_names_;
   KeyedMutex sandbox_locks_;

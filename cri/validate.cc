@@ -1,5 +1,6 @@
 #include "cri/validate.h"
 
+#include "annotations/annotations.h"
 #include "base/id.h"
 #include "base/status.h"
 #include "base/str_util.h"
@@ -67,6 +68,10 @@ absl::Status ValidateSandboxConfig(const v1::PodSandboxConfig& config) {
     return absl::InvalidArgumentError(StrCat("config.log_directory ", Quote(config.log_directory()),
                                              " is invalid: expected an absolute path"));
   }
+  VMLET_RETURN_IF_ERROR(
+      annotations::ParseVmTunables({config.annotations().begin(), config.annotations().end()},
+                                   "config.annotations")
+          .status());
   return absl::OkStatus();
 }
 
@@ -85,6 +90,10 @@ absl::Status ValidateContainerConfig(const v1::ContainerConfig& config) {
         StrCat("config.log_path ", Quote(log_path),
                " is invalid: expected a path relative to the sandbox's log_directory"));
   }
+  VMLET_RETURN_IF_ERROR(
+      annotations::ParseVmTunables({config.annotations().begin(), config.annotations().end()},
+                                   "config.annotations")
+          .status());
   return absl::OkStatus();
 }
 

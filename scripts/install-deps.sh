@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs every Debian 12 package vmlet needs to build, test and run:
-# the toolchain and libraries, libvirt with QEMU, and what the test guest is
-# made of (the cloud kernel, busybox-static, cpio).
+# the toolchain and libraries, libvirt with QEMU, what the test guest is
+# made of (the cloud kernel, busybox-static, cpio), and the tools the image
+# tests use (a local registry, skopeo, umoci, syslinux for a bootable disk).
 # Runs as root (or through sudo); safe to run again.
 set -eu
 
@@ -9,9 +10,11 @@ PACKAGES="
   build-essential pkg-config meson ninja-build python3
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev libvirt-dev libxml2-dev libssl-dev
+  libcurl4-openssl-dev libarchive-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
   linux-image-cloud-amd64 busybox-static cpio
+  docker-registry skopeo umoci syslinux syslinux-common dosfstools mtools
 "
 
 if [ "$(id -u)" -ne 0 ]; then

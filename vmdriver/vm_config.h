@@ -36,6 +36,7 @@ struct VmConfig {
   int64_t memory_bytes = 512 * kMiB;
   std::string image;  // The image reference the VM boots from, as the kubelet named it.
   BootSource boot;
+  uint64_t root_disk_bytes = 0;  // Virtual size of the root disk overlay; 0 = the image's size.
   std::string log_path;  // Where the serial console is written (CRI log format); may be empty.
 };
 

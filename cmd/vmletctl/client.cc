@@ -12,17 +12,30 @@ namespace {
 constexpr int64_t kQueryDeadlineSeconds = 10;
 constexpr int64_t kChangeDeadlineSeconds = 120;
 
+// A gRPC target for an endpoint given as a path or an address.
+std::string Target(const std::string& endpoint) {
+  return endpoint.starts_with("/") ? "unix://" + endpoint : endpoint;
+}
+
 }  // namespace
 
 Client::Client(const GlobalOptions& options) : options_(options) {
-  std::string target = options_.endpoint;
-  if (target.starts_with("/")) target = "unix://" + target;
-  channel_ = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  channel_ = grpc::CreateChannel(Target(options_.endpoint), grpc::InsecureChannelCredentials());
   runtime_ = v1::RuntimeService::NewStub(channel_);
   image_ = v1::ImageService::NewStub(channel_);
 }
 
+vmspec_v1::Images::Stub& Client::Images() {
+  if (images_ == nullptr) {
+    vmspec_channel_ =
+        grpc::CreateChannel(Target(options_.vmspec_endpoint), grpc::InsecureChannelCredentials());
+    images_ = vmspec_v1::Images::NewStub(vmspec_channel_);
+  }
+  return *images_;
+}
+
 void Client::SetDeadline(grpc::ClientContext& context, CallKind kind, int64_t extra_seconds) const {
+  if (kind == CallKind::kTransfer && !options_.timeout_seconds.has_value()) return;
   int64_t seconds = options_.timeout_seconds.value_or(
       kind == CallKind::kQuery ? kQueryDeadlineSeconds : kChangeDeadlineSeconds);
   context.set_deadline(std::chrono::system_clock::now() +

@@ -13,14 +13,18 @@
 #include <grpcpp/grpcpp.h>
 
 #include "cri/v1/api.grpc.pb.h"
+#include "vmlet/vmspec/v1/images.grpc.pb.h"
 
 namespace vmlet::ctl {
 
 namespace v1 = ::runtime::v1;
+namespace vmspec_v1 = ::vmlet::vmspec::v1;
 
 // The options given before the command.
 struct GlobalOptions {
   std::string endpoint = "unix:///run/vmlet/cri.sock";
+  // vmletd's own API (pull with progress, import).
+  std::string vmspec_endpoint = "unix:///run/vmlet/vmspec.sock";
   // Per-call deadline; when unset, it depends on the CallKind.
   std::optional<int64_t> timeout_seconds;
   std::string output = "table";  // "table" or "json".
@@ -30,6 +34,9 @@ struct GlobalOptions {
 enum class CallKind {
   kQuery,   // Answered from vmletd's memory: 10 s.
   kChange,  // Creates, starts, stops or removes a VM or pod: 120 s.
+  // Moves image content (pull, import), which takes as long as the image is
+  // big: no deadline unless --timeout is given.
+  kTransfer,
 };
 
 class Client {
@@ -62,17 +69,26 @@ class Client {
   template <typename Request, typename Response>
   grpc::Status Image(grpc::Status (v1::ImageService::Stub::*method)(grpc::ClientContext*,
                                                                     const Request&, Response*),
-                     const Request& request, Response* response) {
-    return Call(*image_, method, request, response, CallKind::kQuery);
+                     const Request& request, Response* response, CallKind kind = CallKind::kQuery) {
+    return Call(*image_, method, request, response, kind);
   }
 
- private:
-  void SetDeadline(grpc::ClientContext& context, CallKind kind, int64_t extra_seconds) const;
+  // The Images service of vmletd's own API on the VM-spec endpoint; its
+  // channel is made on first use, so that commands that only talk to the
+  // CRI never need that socket.
+  vmspec_v1::Images::Stub& Images();
 
+  // Sets the deadline of `kind` on `context` (none for kTransfer without
+  // --timeout); for streaming calls, whose context the caller holds.
+  void SetDeadline(grpc::ClientContext& context, CallKind kind, int64_t extra_seconds = 0) const;
+
+ private:
   GlobalOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::RuntimeService::Stub> runtime_;
   std::unique_ptr<v1::ImageService::Stub> image_;
+  std::shared_ptr<grpc::Channel> vmspec_channel_;  // Null until Images() is first called.
+  std::unique_ptr<vmspec_v1::Images::Stub> images_;
 };
 
 // "NOT_FOUND" for grpc::StatusCode::NOT_FOUND, and so on.

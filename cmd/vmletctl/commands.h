@@ -30,6 +30,11 @@ int RemovePod(Client& client, Args args);
 int ListPods(Client& client, Args args);
 int Logs(Client& client, Args args);
 
+// `image pull|ls|rm|inspect|import ...` (image_commands.cc); `images` is
+// `image ls`.
+int ImageCommand(Client& client, Args args);
+int ListImages(Client& client, Args args);
+
 }  // namespace vmlet::ctl
 
 #endif  // VMLET_CMD_VMLETCTL_COMMANDS_H_

@@ -1,8 +1,10 @@
 // vmletctl: the vmlet command-line tool. Runs VM pods by hand and talks to
-// vmletd's CRI socket, call by call, for scripts:
+// vmletd's CRI socket (and, for image pull and import, its VM-spec socket),
+// call by call, for scripts:
 //
-//   vmletctl [--endpoint unix:///run/vmlet/cri.sock] [--timeout SECONDS] [-o table|json]
-//            run|rm|ls|logs|cri ...
+//   vmletctl [--endpoint unix:///run/vmlet/cri.sock]
+//            [--vmspec-endpoint unix:///run/vmlet/vmspec.sock] [--timeout SECONDS]
+//            [-o table|json] run|rm|ls|logs|image|cri ...
 //
 // This file parses the options that precede the command and dispatches;
 // each command parses its own (flags.h).
@@ -31,6 +33,14 @@ constexpr char kUsage[] =
     "  ls                       VM pods: state, vCPUs, memory, image, age (also \"vm ls\")\n"
     "  logs NAME [-f]           a VM pod's serial console log\n"
     "\n"
+    "Images (see \"vmletctl image --help\"):\n"
+    "  image pull REF           pull from a registry or URL, with progress; prints the id\n"
+    "  image ls                 images on the node (also \"images\")\n"
+    "  image rm REF...          remove images\n"
+    "  image inspect REF        an image's origin, layout and config, as JSON\n"
+    "  image import FILE --name REF\n"
+    "                           store a qcow2 or raw disk file as an image; prints the id\n"
+    "\n"
     "The CRI, one call at a time, for scripts (see \"vmletctl cri --help\"):\n"
     "  cri version|status|pods|ps|images|inspect|inspectp\n"
     "  cri runp|create|start|stop|rm|stopp|rmp\n"
@@ -38,8 +48,12 @@ constexpr char kUsage[] =
     "Options (before the command):\n"
     "  --endpoint ADDR   CRI socket, a path or unix://PATH (default unix:///run/vmlet/cri.sock,\n"
     "                    or $VMLET_ENDPOINT)\n"
+    "  --vmspec-endpoint ADDR\n"
+    "                    vmletd's own API, for image pull and import, as --endpoint (default\n"
+    "                    unix:///run/vmlet/vmspec.sock, or $VMLET_VMSPEC_ENDPOINT)\n"
     "  --timeout SEC     per-call deadline in seconds (default 10 for queries, 120 for calls\n"
-    "                    that create, start, stop or remove)\n"
+    "                    that create, start, stop or remove; none for image pull\n"
+    "                    and import)\n"
     "  -o FORMAT         table (default) or json, for the listing commands\n"
     "  --help            print this help\n"
     "\n"
@@ -68,8 +82,8 @@ std::optional<int> ParseGlobalOptions(const std::vector<std::string>& args, Glob
     const size_t equals = arg.find('=');
     const std::string name = arg.substr(0, equals);
     std::string value;
-    if (name != "--endpoint" && name != "-r" && name != "--timeout" && name != "-o" &&
-        name != "--output") {
+    if (name != "--endpoint" && name != "-r" && name != "--vmspec-endpoint" &&
+        name != "--timeout" && name != "-o" && name != "--output") {
       return UsageError("", StrCat("unknown option \"", name, "\""));
     }
     if (equals != std::string::npos) {
@@ -81,6 +95,8 @@ std::optional<int> ParseGlobalOptions(const std::vector<std::string>& args, Glob
     }
     if (name == "--endpoint" || name == "-r") {
       options.endpoint = value;
+    } else if (name == "--vmspec-endpoint") {
+      options.vmspec_endpoint = value;
     } else if (name == "--timeout") {
       int64_t seconds = 0;
       if (!absl::SimpleAtoi(value, &seconds) || seconds <= 0) {
@@ -104,6 +120,9 @@ int Main(const std::vector<std::string>& args) {
   if (const char* env = std::getenv("VMLET_ENDPOINT"); env != nullptr && *env != '\0') {
     options.endpoint = env;
   }
+  if (const char* env = std::getenv("VMLET_VMSPEC_ENDPOINT"); env != nullptr && *env != '\0') {
+    options.vmspec_endpoint = env;
+  }
   size_t next = 0;
   if (auto done = ParseGlobalOptions(args, options, &next)) return *done;
   if (next == args.size()) {
@@ -126,6 +145,8 @@ int Main(const std::vector<std::string>& args) {
   }
   Client client(options);
   if (command == "cri") return CriCommand(client, rest);
+  if (command == "image") return ImageCommand(client, rest);
+  if (command == "images") return ListImages(client, rest);
   auto it = PodCommands().find(command);
   if (it == PodCommands().end()) {
     return UsageError("", StrCat("unknown command \"", command, "\""));

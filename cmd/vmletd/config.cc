@@ -68,6 +68,151 @@ absl::Status SetLocalImages(const YAML::Node& node, Config& config) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> Bool(std::string_view key, const YAML::Node& node) {
+  VMLET_ASSIGN_OR_RETURN(std::string value, Scalar(key, node));
+  bool result = false;
+  if (!YAML::convert<bool>::decode(node, result)) return BadValue(key, value, "true or false");
+  return result;
+}
+
+absl::StatusOr<std::string> AbsoluteFile(std::string_view key, const YAML::Node& node) {
+  VMLET_ASSIGN_OR_RETURN(std::string value, Scalar(key, node));
+  if (value.empty() || value[0] != '/') return BadValue(key, value, "an absolute file path");
+  return value;
+}
+
+// Reads the TLS keys of a mapping (ca_file, insecure_skip_verify,
+// cert_file, key_file) into `tls`; true when `name` is one of them.
+absl::StatusOr<bool> TlsKey(std::string_view prefix, const std::string& name,
+                            const YAML::Node& value, image::TlsSettings& tls) {
+  std::string key = StrCat(prefix, ".", name);
+  if (name == "ca_file") {
+    VMLET_ASSIGN_OR_RETURN(tls.ca_file, AbsoluteFile(key, value));
+  } else if (name == "cert_file") {
+    VMLET_ASSIGN_OR_RETURN(tls.cert_file, AbsoluteFile(key, value));
+  } else if (name == "key_file") {
+    VMLET_ASSIGN_OR_RETURN(tls.key_file, AbsoluteFile(key, value));
+  } else if (name == "insecure_skip_verify") {
+    VMLET_ASSIGN_OR_RETURN(tls.insecure_skip_verify, Bool(key, value));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+absl::Status CheckClientCert(std::string_view prefix, const image::TlsSettings& tls) {
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        StrCat("key \"", prefix, "\": cert_file and key_file must be given together"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetRegistries(const YAML::Node& node, Config& config) {
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError(
+        "key \"registries\": expected a mapping of registry host[:port] to its settings");
+  }
+  for (const auto& entry : node) {
+    if (!entry.first.IsScalar() || entry.first.Scalar().empty() ||
+        entry.first.Scalar().find('/') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "key \"registries\": each key must be a registry host[:port] such as "
+          "\"registry.example:5000\"");
+    }
+    const std::string host = entry.first.Scalar();
+    const std::string prefix = StrCat("registries.", host);
+    if (!entry.second.IsMap()) {
+      return absl::InvalidArgumentError(
+          StrCat("key \"", prefix,
+                 "\": expected a mapping with insecure, ca_file, insecure_skip_verify, cert_file, "
+                 "key_file, mirrors"));
+    }
+    image::RegistrySettings settings;
+    for (const auto& item : entry.second) {
+      const std::string name = item.first.Scalar();
+      const std::string key = StrCat(prefix, ".", name);
+      VMLET_ASSIGN_OR_RETURN(bool tls_key, TlsKey(prefix, name, item.second, settings.tls));
+      if (tls_key) continue;
+      if (name == "insecure") {
+        VMLET_ASSIGN_OR_RETURN(settings.plain_http, Bool(key, item.second));
+      } else if (name == "mirrors") {
+        if (!item.second.IsSequence()) {
+          return absl::InvalidArgumentError(
+              StrCat("key \"", key, "\": expected a list of mirror hosts or http(s) URLs"));
+        }
+        for (const auto& mirror : item.second) {
+          VMLET_ASSIGN_OR_RETURN(std::string value, Scalar(key, mirror));
+          if (value.empty()) return BadValue(key, value, "a mirror host or http(s) URL");
+          settings.mirrors.push_back(value);
+        }
+      } else {
+        return absl::InvalidArgumentError(
+            StrCat("unknown key \"", key,
+                   "\" (known keys: insecure, ca_file, insecure_skip_verify, cert_file, key_file, "
+                   "mirrors)"));
+      }
+    }
+    VMLET_RETURN_IF_ERROR(CheckClientCert(prefix, settings.tls));
+    config.registries[host] = std::move(settings);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetImageTranslations(const YAML::Node& node, Config& config) {
+  if (!node.IsSequence()) {
+    return absl::InvalidArgumentError(
+        "key \"image_translations\": expected a list of rules with name or regex, url and "
+        "optional tls");
+  }
+  std::vector<image::TranslationRule> rules;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string prefix = StrCat("image_translations[", i, "]");
+    const YAML::Node& item = node[i];
+    if (!item.IsMap()) {
+      return absl::InvalidArgumentError(
+          StrCat("key \"", prefix, "\": expected a mapping with name or regex, url, tls"));
+    }
+    image::TranslationRule rule;
+    for (const auto& field : item) {
+      const std::string name = field.first.Scalar();
+      const std::string key = StrCat(prefix, ".", name);
+      if (name == "name") {
+        VMLET_ASSIGN_OR_RETURN(rule.name, Scalar(key, field.second));
+      } else if (name == "regex") {
+        VMLET_ASSIGN_OR_RETURN(rule.regex, Scalar(key, field.second));
+      } else if (name == "url") {
+        VMLET_ASSIGN_OR_RETURN(rule.url, Scalar(key, field.second));
+      } else if (name == "tls") {
+        if (!field.second.IsMap()) {
+          return absl::InvalidArgumentError(StrCat(
+              "key \"", key,
+              "\": expected a mapping with ca_file, insecure_skip_verify, cert_file, key_file"));
+        }
+        for (const auto& tls_item : field.second) {
+          const std::string tls_name = tls_item.first.Scalar();
+          VMLET_ASSIGN_OR_RETURN(bool known, TlsKey(key, tls_name, tls_item.second, rule.tls));
+          if (!known) {
+            return absl::InvalidArgumentError(
+                StrCat("unknown key \"", key, ".", tls_name,
+                       "\" (known keys: ca_file, insecure_skip_verify, cert_file, key_file)"));
+          }
+        }
+        VMLET_RETURN_IF_ERROR(CheckClientCert(key, rule.tls));
+      } else {
+        return absl::InvalidArgumentError(
+            StrCat("unknown key \"", key, "\" (known keys: name, regex, url, tls)"));
+      }
+    }
+    rules.push_back(std::move(rule));
+  }
+  // The rules are checked as a whole (regexes, URLs) by the translator.
+  absl::StatusOr<image::Translator> translator = image::Translator::Create(rules);
+  if (!translator.ok()) return Annotate(translator.status(), "key \"image_translations\"");
+  config.image_translations = std::move(rules);
+  return absl::OkStatus();
+}
+
 const std::map<std::string, Setter, std::less<>>& Setters() {
   static const auto* setters = new std::map<std::string, Setter, std::less<>>{
       {"cri_socket", AbsolutePath(&Config::cri_socket, "cri_socket")},
@@ -111,6 +256,8 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
       {"default_memory_mib",
        BoundedInt(&Config::default_memory_mib, "default_memory_mib", 16, 4 * 1024 * 1024)},
       {"local_images", SetLocalImages},
+      {"registries", SetRegistries},
+      {"image_translations", SetImageTranslations},
       {"vm_driver",
        [](const YAML::Node& node, Config& config) -> absl::Status {
          VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("vm_driver", node));

@@ -7,9 +7,12 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/logging.h"
+#include "image/http_source.h"
+#include "image/registry_client.h"
 
 namespace vmlet {
 
@@ -34,6 +37,11 @@ struct Config {
   // Image name -> directory holding a VM image layout (disk/<file> or
   // boot/vmlinuz, boot/initrd, boot/cmdline), served without a registry.
   std::map<std::string, std::string> local_images;
+  // Settings by registry host ("registry.example:5000"): plain HTTP, TLS,
+  // mirrors.
+  std::map<std::string, image::RegistrySettings> registries;
+  // Image names served from HTTP(S) URLs, first matching rule wins.
+  std::vector<image::TranslationRule> image_translations;
   // "libvirt" (the default) or "fake", an in-process driver that only the
   // test suite selects.
   std::string vm_driver = "libvirt";

@@ -87,7 +87,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                       .run_dir = config.run_dir,
                       .default_vcpus = config.default_vcpus,
                       .default_memory_bytes = int64_t{config.default_memory_mib} * vmdriver::kMiB,
-                      .local_images = config.local_images},
+                      .local_images = config.local_images,
+                      .registries = config.registries,
+                      .image_translations = config.image_translations},
       server->driver_.get());
   VMLET_RETURN_IF_ERROR(Annotate(server->cri_->Init(), "loading state"));
   VMLET_RETURN_IF_ERROR(MakeDirs(config.run_dir, 0755));
@@ -113,6 +115,26 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return status;
   }
   kLog.Info("serving the CRI on {} (VM driver: {})", config.cri_socket, server->driver_->Name());
+
+  // vmlet's own API on its own socket.
+  VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.vmspec_socket));
+  server->images_service_ = std::make_unique<vmspec::ImagesService>(server->cri_->images());
+  grpc::ServerBuilder vmspec_builder;
+  vmspec_builder.AddListeningPort(StrCat("unix:", config.vmspec_socket),
+                                  grpc::InsecureServerCredentials());
+  vmspec_builder.RegisterService(server->images_service_.get());
+  server->vmspec_server_ = vmspec_builder.BuildAndStart();
+  if (server->vmspec_server_ == nullptr) {
+    server->Shutdown();
+    return absl::UnavailableError(
+        StrCat("cannot serve on \"", config.vmspec_socket, "\" (see the gRPC log above)"));
+  }
+  if (::chmod(config.vmspec_socket.c_str(), 0660) != 0) {
+    absl::Status status = ErrnoToStatus(errno, StrCat("chmod \"", config.vmspec_socket, "\""));
+    server->Shutdown();
+    return status;
+  }
+  kLog.Info("serving the VM-spec API on {}", config.vmspec_socket);
   return server;
 }
 
@@ -127,6 +149,8 @@ Server::~Server() {
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // A pull in flight would hold the shutdown for as long as its download.
+  if (cri_ != nullptr && cri_->images() != nullptr) cri_->images()->CancelAll();
   if (grpc_server_ != nullptr) {
     kLog.Info("shutting down: waiting up to {}s for calls in flight",
               config_.shutdown_timeout_seconds);
@@ -134,6 +158,12 @@ void Server::Shutdown() {
                            std::chrono::seconds(config_.shutdown_timeout_seconds));
     grpc_server_->Wait();
     (void)RemoveFileIfExists(config_.cri_socket);
+  }
+  if (vmspec_server_ != nullptr) {
+    vmspec_server_->Shutdown(std::chrono::system_clock::now() +
+                             std::chrono::seconds(config_.shutdown_timeout_seconds));
+    vmspec_server_->Wait();
+    (void)RemoveFileIfExists(config_.vmspec_socket);
   }
 }
 

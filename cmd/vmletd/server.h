@@ -1,5 +1,5 @@
-// vmletd's wiring: the VM driver, the CRI service and the gRPC server on the
-// CRI socket, and a clean shutdown.
+// vmletd's wiring: the VM driver, the CRI service and the gRPC servers on the
+// CRI and VM-spec sockets, and a clean shutdown.
 #ifndef VMLET_CMD_VMLETD_SERVER_H_
 #define VMLET_CMD_VMLETD_SERVER_H_
 
@@ -14,6 +14,7 @@
 #include "cri/cri_service.h"
 #include "cri/instrumented_service.h"
 #include "vmdriver/vm_driver.h"
+#include "vmspec/images_service.h"
 
 namespace vmlet {
 
@@ -42,6 +43,8 @@ class Server {
   std::unique_ptr<cri::RuntimeServiceAdapter> runtime_service_;
   std::unique_ptr<cri::ImageServiceAdapter> image_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<vmspec::ImagesService> images_service_;
+  std::unique_ptr<grpc::Server> vmspec_server_;  // The VM-spec socket.
   bool shut_down_ = false;
 };
 

@@ -263,5 +263,57 @@ TEST(ConfigVmDefaultsTest, BadVmDefaultsNameTheKeyAndValue) {
   }
 }
 
+TEST(ConfigImagesTest, RegistriesAndTranslationsParse) {
+  absl::StatusOr<Config> config = ParseConfig(
+      "registries:\n"
+      "  \"127.0.0.1:5000\":\n"
+      "    insecure: true\n"
+      "  registry.example:\n"
+      "    ca_file: /etc/vmlet/ca.pem\n"
+      "    cert_file: /etc/vmlet/c.pem\n"
+      "    key_file: /etc/vmlet/k.pem\n"
+      "    mirrors: [\"mirror.local:5000\", \"https://m2.example\"]\n"
+      "image_translations:\n"
+      "  - name: cirros\n"
+      "    url: https://example.org/cirros.img\n"
+      "  - regex: 'cloud/(.*)'\n"
+      "    url: https://images.example/$1.qcow2\n"
+      "    tls: {insecure_skip_verify: true}\n",
+      "vmlet.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->registries.size(), 2u);
+  EXPECT_TRUE(config->registries.at("127.0.0.1:5000").plain_http);
+  const image::RegistrySettings& example = config->registries.at("registry.example");
+  EXPECT_FALSE(example.plain_http);
+  EXPECT_EQ(example.tls.ca_file, "/etc/vmlet/ca.pem");
+  EXPECT_EQ(example.tls.key_file, "/etc/vmlet/k.pem");
+  EXPECT_THAT(example.mirrors, ::testing::ElementsAre("mirror.local:5000", "https://m2.example"));
+  ASSERT_EQ(config->image_translations.size(), 2u);
+  EXPECT_EQ(config->image_translations[0].name, "cirros");
+  EXPECT_EQ(config->image_translations[1].regex, "cloud/(.*)");
+  EXPECT_TRUE(config->image_translations[1].tls.insecure_skip_verify);
+}
+
+TEST(ConfigImagesTest, BadRegistriesAndTranslationsNameTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"registries: [a]", "\"registries\": expected a mapping"},
+      {"registries:\n  r.example:\n    insecure: maybe", "\"registries.r.example.insecure\""},
+      {"registries:\n  r.example:\n    ca_file: rel.pem", "\"registries.r.example.ca_file\""},
+      {"registries:\n  r.example:\n    colour: blue",
+       "unknown key \"registries.r.example.colour\""},
+      {"registries:\n  r.example:\n    cert_file: /c.pem", "given together"},
+      {"image_translations: {a: b}", "\"image_translations\": expected a list"},
+      {"image_translations:\n  - name: x\n    url: https://a/b\n    port: 1",
+       "unknown key \"image_translations[0].port\""},
+      {"image_translations:\n  - regex: '('\n    url: https://a/b", "image_translations"},
+      {"image_translations:\n  - name: x\n    url: ftp://a/b", "image_translations"},
+  };
+  for (const auto& [yaml, message] : cases) {
+    absl::StatusOr<Config> config = ParseConfig(yaml, "vmlet.yaml");
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << yaml;
+    EXPECT_THAT(std::string(config.status().message()), ::testing::HasSubstr(message)) << yaml;
+  }
+}
+
 }  // namespace
 }  // namespace vmlet

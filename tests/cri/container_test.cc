@@ -11,6 +11,7 @@
 namespace vmlet::cri {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 using vmlet::testing::ContainerConfig;
@@ -162,13 +163,29 @@ TEST_F(ContainerTest, CreateInAStoppedSandboxIsFailedPrecondition) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("not ready"));
 }
 
-TEST_F(ContainerTest, AnImageThatIsNotOnTheNodeIsFailedPrecondition) {
+TEST_F(ContainerTest, AnImageThatIsNotOnTheNodeIsNotFound) {
   std::string sandbox = RunSandbox("web");
   v1::ContainerConfig config = ContainerConfig("vm");
   config.mutable_image()->set_image("registry.example/vms/debian:12");
   absl::Status status = Create(sandbox, config);
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(status.message()), HasSubstr("registry.example/vms/debian:12"));
+  EXPECT_THAT(*driver_->List(), SizeIs(0));
+}
+
+TEST_F(ContainerTest, RootDiskSizeAnnotationIsChecked) {
+  std::string sandbox = RunSandbox("web");
+  v1::ContainerConfig config = ContainerConfig("vm");
+  (*config.mutable_annotations())["vmlet.io/root-disk-size"] = "lots";
+  absl::Status status = Create(sandbox, config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("vmlet.io/root-disk-size"), HasSubstr("lots")));
+  config.mutable_annotations()->clear();
+  (*config.mutable_annotations())["vmlet.io/no-such-key"] = "1";
+  status = Create(sandbox, config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("vmlet.io/no-such-key"));
   EXPECT_THAT(*driver_->List(), SizeIs(0));
 }
 

@@ -64,8 +64,8 @@ absl::Status MakeLayouts() {
     const std::string dir = LayoutDir(guest);
     VMLET_RETURN_IF_ERROR(RemoveTree(dir));
     VMLET_RETURN_IF_ERROR(MakeDirs(dir + "/boot", 0755));
-    if (::symlink((g_guest_dir + "/vmlinuz").c_str(), (dir + "/boot/vmlinuz").c_str()) != 0 ||
-        ::symlink((g_guest_dir + "/initrd.gz").c_str(), (dir + "/boot/initrd").c_str()) != 0) {
+    if (::link((g_guest_dir + "/vmlinuz").c_str(), (dir + "/boot/vmlinuz").c_str()) != 0 ||
+        ::link((g_guest_dir + "/initrd.gz").c_str(), (dir + "/boot/initrd").c_str()) != 0) {
       return absl::InternalError(StrCat("linking the guest into ", dir));
     }
     VMLET_RETURN_IF_ERROR(WriteFileAtomically(

@@ -183,7 +183,7 @@ TEST_F(VmletctlTest, UndoesTheSandboxWhenRunFailsForAnUnknownImage) {
   ExitStatus run = Ctl({"run", "nowhere", "--image", "vmlet.test/absent:1"}, /*with_stderr=*/true);
   EXPECT_EQ(run.code, 1) << run.output;
   EXPECT_THAT(run.output, AllOf(HasSubstr("CreateContainer"), HasSubstr("vmlet.test/absent:1"),
-                                HasSubstr("FAILED_PRECONDITION")));
+                                HasSubstr("NOT_FOUND")));
   EXPECT_THAT(Pods().items(), IsEmpty());
   EXPECT_THAT(Containers().containers(), IsEmpty());
   ExitStatus ls = Ctl({"ls"});

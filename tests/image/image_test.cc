@@ -1,4 +1,6 @@
 // Image layouts and operator-provided local images.
+#include <unistd.h>
+
 #include <string>
 
 #include <gmock/gmock.h>
@@ -79,6 +81,35 @@ TEST_F(ImageLayoutTest, AnOverlongCmdlineIsInvalid) {
   Write("boot/vmlinuz", "kernel");
   Write("boot/cmdline", std::string(5000, 'x'));
   EXPECT_EQ(ReadImageLayout(dir_.path()).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A symlink would point QEMU at whatever it names, a host file even.
+TEST_F(ImageLayoutTest, ASymlinkInALayoutIsRefusedNamingIt) {
+  struct Case {
+    const char* link;    // Relative to the layout.
+    const char* target;  // Absolute, or relative to the link.
+    bool with_kernel;    // A regular boot/vmlinuz beside it.
+  };
+  for (const Case& c :
+       {Case{"boot/vmlinuz", "/etc/shadow", false}, Case{"boot/initrd", "vmlinuz", true},
+        Case{"boot/cmdline", "/etc/hostname", true}, Case{"disk/root.img", "/dev/sda", false},
+        Case{"boot", "/boot", false}, Case{"disk", "/var/lib", true}}) {
+    SCOPED_TRACE(c.link);
+    ASSERT_TRUE(RemoveTree(dir_.path()).ok());
+    const std::string link = dir_.path() + "/" + c.link;
+    ASSERT_TRUE(MakeDirs(link.substr(0, link.rfind('/'))).ok());
+    if (c.with_kernel) Write("boot/vmlinuz", "kernel");
+    ASSERT_EQ(::symlink(c.target, link.c_str()), 0);
+    absl::StatusOr<vmdriver::BootSource> boot = ReadImageLayout(dir_.path());
+    EXPECT_EQ(boot.status().code(), absl::StatusCode::kFailedPrecondition) << boot.status();
+    EXPECT_THAT(std::string(boot.status().message()),
+                HasSubstr(std::string(c.link) + " is a symlink"));
+  }
+}
+
+TEST_F(ImageLayoutTest, ADirectoryAsTheDiskImageIsRefused) {
+  ASSERT_TRUE(MakeDirs(dir_.path() + "/disk/root.img").ok());
+  EXPECT_EQ(ReadImageLayout(dir_.path()).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(ImageLayoutTest, LocalImagesAreFoundByNameIdAndImplicitLatestTag) {

@@ -7,10 +7,10 @@
 #include "base/file_util.h"
 #include "base/id.h"
 #include "base/logging.h"
-#include "base/process.h"
 #include "base/scope_guard.h"
 #include "base/status.h"
 #include "base/str_util.h"
+#include "image/qcow2_overlay.h"
 #include "vmdriver/libvirt/libvirt_errors.h"
 
 namespace vmlet::vmdriver::libvirt {
@@ -156,12 +156,15 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
                         .console_socket = ConsoleSocket(config.id),
                         .overlay_path = ""};
   if (!config.boot.IsKernelBoot() && !config.boot.disk_path.empty()) {
-    // The image stays untouched: the VM writes into its own overlay.
+    // The image stays untouched: the VM writes into its own overlay, of
+    // the requested size (at least the image's). Left over by a crash in
+    // the middle of an earlier Create, an overlay of this id is stale.
     options.overlay_path = StrCat(dir, "/root.qcow2");
-    VMLET_RETURN_IF_ERROR(Annotate(
-        RunProcessOk({"qemu-img", "create", "-q", "-f", "qcow2", "-F", config.boot.disk_format,
-                      "-b", config.boot.disk_path, options.overlay_path}),
-        StrCat("creating the disk overlay of VM \"", config.id, "\"")));
+    VMLET_RETURN_IF_ERROR(RemoveFileIfExists(options.overlay_path));
+    VMLET_RETURN_IF_ERROR(
+        Annotate(image::CreateQcow2Overlay(options.overlay_path, config.boot.disk_path,
+                                           config.boot.disk_format, config.root_disk_bytes),
+                 StrCat("creating the disk overlay of VM \"", config.id, "\"")));
   }
   VMLET_RETURN_IF_ERROR(RemoveFileIfExists(options.console_socket));
   VMLET_ASSIGN_OR_RETURN(Domain domain_def, BuildDomain(config, options));
