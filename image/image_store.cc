@@ -19,6 +19,7 @@
 #include "base/status.h"
 #include "base/str_util.h"
 #include "image/digest.h"
+#include "image/disk_writer.h"
 #include "image/image_layout.h"
 #include "image/layer_extract.h"
 #include "image/local_images.h"
@@ -164,72 +165,6 @@ std::string DiskFileName(std::string_view url) {
   }
   return std::string(name);
 }
-
-// Writes a disk image stream to a file, hashing it and leaving runs of
-// zeros as holes so that a mostly empty raw disk stays sparse.
-class DiskWriter {
- public:
-  static absl::StatusOr<DiskWriter> Create(const std::string& path) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return ErrnoToStatus(errno, StrCat("creating \"", path, "\""));
-    return DiskWriter(fd, path);
-  }
-  DiskWriter(DiskWriter&& other) noexcept
-      : fd_(std::exchange(other.fd_, -1)),
-        path_(std::move(other.path_)),
-        offset_(other.offset_),
-        hasher_(std::move(other.hasher_)) {}
-  ~DiskWriter() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  absl::Status Write(std::string_view chunk) {
-    hasher_->Update(chunk);
-    constexpr size_t kBlock = 4096;
-    while (!chunk.empty()) {
-      std::string_view block = chunk.substr(0, kBlock);
-      chunk.remove_prefix(block.size());
-      if (block.size() == kBlock && block.find_first_not_of('\0') == std::string_view::npos) {
-        offset_ += block.size();  // A hole.
-        continue;
-      }
-      VMLET_RETURN_IF_ERROR(WriteAt(block));
-    }
-    return absl::OkStatus();
-  }
-
-  // Sets the final size (trailing holes), syncs and closes; returns the
-  // content digest.
-  absl::StatusOr<std::string> Finish() {
-    if (::ftruncate(fd_, static_cast<off_t>(offset_)) != 0 || ::fsync(fd_) != 0) {
-      return ErrnoToStatus(errno, StrCat("finishing \"", path_, "\""));
-    }
-    ::close(std::exchange(fd_, -1));
-    return hasher_->Finish();
-  }
-
-  uint64_t size() const { return offset_; }
-
- private:
-  DiskWriter(int fd, std::string path)
-      : fd_(fd), path_(std::move(path)), hasher_(std::make_unique<Sha256Hasher>()) {}
-
-  absl::Status WriteAt(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset_));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoToStatus(errno, StrCat("writing \"", path_, "\""));
-      offset_ += static_cast<uint64_t>(n);
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return absl::OkStatus();
-  }
-
-  int fd_ = -1;
-  std::string path_;
-  uint64_t offset_ = 0;
-  std::unique_ptr<Sha256Hasher> hasher_;
-};
 
 // The status a pipe writer reports when the extractor stopped reading: the
 // extractor's own error is the one to report.
@@ -596,11 +531,8 @@ absl::StatusOr<std::string> ImageStore::PullFromRegistry(const Reference& ref,
   }
   if (progress) progress({.phase = "verifying", .bytes_done = done, .bytes_total = total});
   image.layout = DetectLayout(rootfs);
-  VMLET_ASSIGN_OR_RETURN(StoreUsage usage, SealTree(rootfs));
-  image.size = usage.bytes;
-  image.inodes = usage.inodes;
   remove_tmp.Dismiss();
-  absl::StatusOr<std::string> id = Commit(tmp, std::move(image));
+  absl::StatusOr<std::string> id = SealAndCommit(tmp, std::move(image));
   if (id.ok() && progress) progress({.phase = "done", .bytes_done = done, .bytes_total = total});
   return id;
 }
@@ -608,38 +540,29 @@ absl::StatusOr<std::string> ImageStore::PullFromRegistry(const Reference& ref,
 absl::StatusOr<std::string> ImageStore::PullFromUrl(std::string_view name,
                                                     const Translator::Match& match,
                                                     const PullProgressFn& progress) {
-  VMLET_ASSIGN_OR_RETURN(std::string tmp, NewTmpDir());
-  ScopeGuard remove_tmp([&] { (void)RemoveTree(tmp); });
-  const std::string disk_dir = StrCat(tmp, "/rootfs/disk");
-  VMLET_RETURN_IF_ERROR(MakeDirs(disk_dir, 0755));
-  VMLET_ASSIGN_OR_RETURN(DiskWriter writer,
-                         DiskWriter::Create(StrCat(disk_dir, "/", DiskFileName(match.url))));
   if (progress) progress({.phase = "downloading"});
-  VMLET_RETURN_IF_ERROR(Annotate(
-      DownloadUrl(
-          match.url, match.tls,
-          [&](std::string_view chunk) {
-            if (cancelled_) return absl::CancelledError("vmletd is shutting down");
-            return writer.Write(chunk);
-          },
-          [&](int64_t bytes, int64_t total) {
-            if (progress) {
-              progress({.phase = "downloading", .bytes_done = bytes, .bytes_total = total});
-            }
-          }),
-      StrCat("pulling \"", name, "\" from ", match.url)));
-  VMLET_ASSIGN_OR_RETURN(std::string digest, writer.Finish());
-  StoredImage image{
-      .id = digest, .source = "http", .origin = match.url, .layout = LayoutKind::kDisk};
+  StoredImage image{.source = "http", .origin = match.url};
   absl::StatusOr<Reference> ref = ParseReference(name);
   image.repo_tags.push_back(ref.ok() && ref->digest.empty() ? ref->TaggedString()
                                                             : std::string(name));
-  const std::string rootfs = StrCat(tmp, "/rootfs");
-  VMLET_ASSIGN_OR_RETURN(StoreUsage usage, SealTree(rootfs));
-  image.size = usage.bytes;
-  image.inodes = usage.inodes;
-  remove_tmp.Dismiss();
-  absl::StatusOr<std::string> id = Commit(tmp, std::move(image));
+  absl::StatusOr<std::string> id = StoreDisk(
+      DiskFileName(match.url),
+      [&](DiskWriter& writer) {
+        return Annotate(
+            DownloadUrl(
+                match.url, match.tls,
+                [&](std::string_view chunk) {
+                  if (cancelled_) return absl::CancelledError("vmletd is shutting down");
+                  return writer.Write(chunk);
+                },
+                [&](int64_t bytes, int64_t total) {
+                  if (progress) {
+                    progress({.phase = "downloading", .bytes_done = bytes, .bytes_total = total});
+                  }
+                }),
+            StrCat("pulling \"", name, "\" from ", match.url));
+      },
+      std::move(image));
   if (id.ok() && progress) progress({.phase = "done", .bytes_done = 0, .bytes_total = 0});
   return id;
 }
@@ -661,28 +584,50 @@ absl::StatusOr<std::string> ImageStore::Import(const std::string& path, std::str
         StrCat("\"", path, "\" is not a regular file: expected a qcow2 or raw disk image"));
   }
   VMLET_ASSIGN_OR_RETURN(std::string format, DetectDiskFormat(path));
+  StoredImage image{.source = "import", .origin = path};
+  image.repo_tags.push_back(ref.TaggedString());
+  return StoreDisk(
+      StrCat("root.", format),
+      [&](DiskWriter& writer) -> absl::Status {
+        std::string buffer(1 << 20, '\0');
+        for (;;) {
+          if (cancelled_) return absl::CancelledError("vmletd is shutting down");
+          ssize_t n = ::read(in, buffer.data(), buffer.size());
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) return ErrnoToStatus(errno, StrCat("reading \"", path, "\""));
+          if (n == 0) return absl::OkStatus();
+          VMLET_RETURN_IF_ERROR(
+              writer.Write(std::string_view(buffer.data(), static_cast<size_t>(n))));
+        }
+      },
+      std::move(image));
+}
+
+absl::StatusOr<std::string> ImageStore::StoreDisk(
+    std::string_view file_name, const std::function<absl::Status(DiskWriter&)>& fill,
+    StoredImage image) {
   VMLET_ASSIGN_OR_RETURN(std::string tmp, NewTmpDir());
   ScopeGuard remove_tmp([&] { (void)RemoveTree(tmp); });
   const std::string disk_dir = StrCat(tmp, "/rootfs/disk");
   VMLET_RETURN_IF_ERROR(MakeDirs(disk_dir, 0755));
-  VMLET_ASSIGN_OR_RETURN(DiskWriter writer, DiskWriter::Create(StrCat(disk_dir, "/root.", format)));
-  std::string buffer(1 << 20, '\0');
-  for (;;) {
-    if (cancelled_) return absl::CancelledError("vmletd is shutting down");
-    ssize_t n = ::read(in, buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoToStatus(errno, StrCat("reading \"", path, "\""));
-    if (n == 0) break;
-    VMLET_RETURN_IF_ERROR(writer.Write(std::string_view(buffer.data(), static_cast<size_t>(n))));
-  }
-  VMLET_ASSIGN_OR_RETURN(std::string digest, writer.Finish());
-  StoredImage image{.id = digest, .source = "import", .origin = path, .layout = LayoutKind::kDisk};
-  image.repo_tags.push_back(ref.TaggedString());
-  VMLET_ASSIGN_OR_RETURN(StoreUsage usage, SealTree(StrCat(tmp, "/rootfs")));
-  image.size = usage.bytes;
-  image.inodes = usage.inodes;
+  VMLET_ASSIGN_OR_RETURN(DiskWriter writer, DiskWriter::Create(StrCat(disk_dir, "/", file_name)));
+  VMLET_RETURN_IF_ERROR(fill(writer));
+  VMLET_ASSIGN_OR_RETURN(image.id, writer.Finish());
+  image.layout = LayoutKind::kDisk;
   remove_tmp.Dismiss();
-  return Commit(tmp, std::move(image));
+  return SealAndCommit(tmp, std::move(image));
+}
+
+absl::StatusOr<std::string> ImageStore::SealAndCommit(const std::string& tmp_dir,
+                                                      StoredImage image) {
+  absl::StatusOr<StoreUsage> usage = SealTree(StrCat(tmp_dir, "/rootfs"));
+  if (!usage.ok()) {
+    (void)RemoveTree(tmp_dir);
+    return usage.status();
+  }
+  image.size = usage->bytes;
+  image.inodes = usage->inodes;
+  return Commit(tmp_dir, std::move(image));
 }
 
 absl::StatusOr<std::string> ImageStore::Commit(const std::string& tmp_dir, StoredImage image) {

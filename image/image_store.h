@@ -37,6 +37,8 @@
 
 namespace vmlet::image {
 
+class DiskWriter;
+
 // The parts of an OCI image config that describe how to run it.
 struct RunConfig {
   std::string user;
@@ -150,6 +152,14 @@ class ImageStore {
                                                const PullProgressFn& progress);
   absl::StatusOr<std::string> PullFromUrl(std::string_view name, const Translator::Match& match,
                                           const PullProgressFn& progress);
+  // Stores a disk image written by `fill` as rootfs/disk/<file_name> of a
+  // new image whose id is the disk's digest.
+  absl::StatusOr<std::string> StoreDisk(std::string_view file_name,
+                                        const std::function<absl::Status(DiskWriter&)>& fill,
+                                        StoredImage image);
+  // Makes `tmp_dir`/rootfs read-only, records its size and commits it; the
+  // directory is gone afterwards, whatever the outcome.
+  absl::StatusOr<std::string> SealAndCommit(const std::string& tmp_dir, StoredImage image);
   // Moves the assembled image in `tmp_dir` into the store under `image.id`
   // (or, when that id is stored already, drops `tmp_dir`) and gives it the
   // names of `image`.
