@@ -44,7 +44,10 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoToStatus(errno, StrCat("creating \"", tmp, "\""));
   ScopeGuard remove_tmp([&tmp] { ::unlink(tmp.c_str()); });
-  absl::Status status = WriteAll(fd, contents, tmp);
+  // Exactly `mode`, whatever the umask: readers may be other users (QEMU).
+  absl::Status status = ::fchmod(fd, mode) == 0
+                            ? WriteAll(fd, contents, tmp)
+                            : ErrnoToStatus(errno, StrCat("setting the mode of \"", tmp, "\""));
   if (status.ok() && ::fsync(fd) != 0) {
     status = ErrnoToStatus(errno, StrCat("syncing \"", tmp, "\""));
   }

@@ -15,7 +15,8 @@
 namespace vmlet {
 
 // Writes `contents` to a temporary file beside `path`, fsyncs it, renames it
-// over `path` and fsyncs the directory.
+// over `path` and fsyncs the directory. The file gets exactly `mode`, whatever
+// the umask.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents,
                                  mode_t mode = 0600);
 

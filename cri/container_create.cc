@@ -147,7 +147,14 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
       .boot = *boot,
       .root_disk_bytes = tunables.root_disk_bytes,
       .log_path = record.log_path(),
+      .nics = {},
+      .seed_path = sandbox.seed_path(),
   };
+  if (!sandbox.network().tap().empty()) {
+    vm.nics.push_back(vmdriver::NetworkInterface{.netns_path = sandbox.network().netns_path(),
+                                                 .tap = sandbox.network().tap(),
+                                                 .mac = sandbox.network().mac()});
+  }
   VMLET_RETURN_IF_ERROR(
       Annotate(driver_->Create(vm), StrCat("creating VM for container \"", id, "\"")));
   ScopeGuard remove_vm([&] { (void)driver_->Remove(id); });

@@ -94,12 +94,17 @@ v1::PodSandboxStatus ToCriSandboxStatus(const SandboxRecord& record) {
   *out.mutable_metadata() = record.config().metadata();
   out.set_state(ToCriState(record.state()));
   out.set_created_at(record.created_at());
-  // No pod network yet: `network` stays unset, which the kubelet accepts
+  // Without an address `network` stays unset, which the kubelet accepts
   // (an empty ip in a set `network` would make it recreate the sandbox).
-  if (record.config().linux().has_security_context()) {
-    *out.mutable_linux()->mutable_namespaces()->mutable_options() =
-        record.config().linux().security_context().namespace_options();
+  const auto& ips = record.network().ips();
+  if (!ips.empty()) {
+    out.mutable_network()->set_ip(ips[0]);
+    for (int i = 1; i < ips.size(); ++i)
+      out.mutable_network()->add_additional_ips()->set_ip(ips[i]);
   }
+  v1::NamespaceOption* namespaces = out.mutable_linux()->mutable_namespaces()->mutable_options();
+  *namespaces = record.config().linux().security_context().namespace_options();
+  namespaces->set_network(v1::POD);  // Every VM pod has a network namespace of its own.
   *out.mutable_labels() = record.config().labels();
   *out.mutable_annotations() = record.config().annotations();
   out.set_runtime_handler(record.runtime_handler());

@@ -7,6 +7,7 @@
 #include "base/status.h"
 #include "base/str_util.h"
 #include "cri/convert.h"
+#include "cri/sandbox_network.h"
 
 namespace vmlet::cri {
 namespace {
@@ -15,9 +16,10 @@ constexpr Logger kLog("cri");
 
 }  // namespace
 
-CriService::CriService(CriOptions options, vmdriver::VmDriver* driver)
+CriService::CriService(CriOptions options, vmdriver::VmDriver* driver, network::PodNetwork* network)
     : options_(std::move(options)),
       driver_(driver),
+      network_(network),
       sandboxes_("sandbox", StrCat(options_.state_dir, "/sandboxes")),
       containers_("container", StrCat(options_.state_dir, "/containers")) {}
 
@@ -102,10 +104,37 @@ absl::Status CriService::Init() {
 
 absl::Status CriService::ReconcileSandboxes() {
   for (const SandboxRecord& sandbox : sandboxes_.List()) {
+    if (sandbox.state() == state::v1::SANDBOX_STATE_READY) {
+      // Serve the VM's DHCP again. A sandbox whose namespace is gone (the
+      // node restarted) cannot work any more: it is reported not ready, so
+      // that the kubelet makes a new one.
+      absl::StatusOr<network::PodNetworkConfig> config = PodNetworkConfigOf(sandbox);
+      absl::Status restored = config.status();
+      if (restored.ok()) restored = network_->Restore(*config, PodNetworkStateOf(sandbox));
+      if (!restored.ok()) {
+        kLog.Warning("sandbox {} lost its network ({}); marking it not ready", sandbox.id(),
+                     restored.message());
+        VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(sandbox));
+        VMLET_RETURN_IF_ERROR(sandboxes_
+                                  .Update(sandbox.id(),
+                                          [](SandboxRecord& r) {
+                                            r.set_state(state::v1::SANDBOX_STATE_NOTREADY);
+                                            return absl::OkStatus();
+                                          })
+                                  .status());
+      }
+      continue;
+    }
+    if (sandbox.state() == state::v1::SANDBOX_STATE_NOTREADY) {
+      // A StopPodSandbox cut short between its steps.
+      VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(sandbox));
+      continue;
+    }
     if (sandbox.state() != state::v1::SANDBOX_STATE_CREATING) continue;
     // RunPodSandbox was interrupted: undo it so that the kubelet's retry
     // starts afresh.
     kLog.Warning("sandbox {} was being created when vmletd stopped; undoing it", sandbox.id());
+    VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(sandbox));
     VMLET_RETURN_IF_ERROR(RemoveTree(SandboxDir(sandbox.id())));
     VMLET_RETURN_IF_ERROR(sandboxes_.Delete(sandbox.id()));
     sandbox_names_.Release(SandboxName(sandbox.config().metadata()), sandbox.id());

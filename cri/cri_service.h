@@ -22,6 +22,7 @@
 #include "cri/store/record_store.h"
 #include "cri/v1/api.pb.h"
 #include "image/image_store.h"
+#include "network/pod_network.h"
 #include "vmdriver/vm_driver.h"
 #include "vmlet/state/v1/records.pb.h"
 
@@ -55,8 +56,8 @@ struct CriOptions {
 
 class CriService {
  public:
-  // `driver` must outlive the service.
-  CriService(CriOptions options, vmdriver::VmDriver* driver);
+  // `driver` and `network` must outlive the service.
+  CriService(CriOptions options, vmdriver::VmDriver* driver, network::PodNetwork* network);
 
   // Loads the persisted records and reconciles them with the driver: work
   // interrupted by a crash is undone, VMs that ended meanwhile are recorded
@@ -130,8 +131,16 @@ class CriService {
 
   std::string SandboxDir(const std::string& id) const;
 
+  // sandbox_network_ops.cc. Sets up the network of a sandbox being created
+  // (recording each step in its record) and writes its cloud-init seed.
+  absl::Status SetUpSandboxNetwork(const SandboxRecord& record);
+  // Tears down what the record says was set up and records that; OK when
+  // there is nothing (left) to tear down. Caller holds the sandbox's lock.
+  absl::Status TearDownSandboxNetwork(const SandboxRecord& record);
+
   const CriOptions options_;
   vmdriver::VmDriver* const driver_;
+  network::PodNetwork* const network_;
   SandboxStore sandboxes_;
   ContainerStore containers_;
   std::unique_ptr<image::ImageStore> images_;  // Opened by Init.

@@ -31,6 +31,8 @@ absl::Status CriService::RemovePodSandbox(const v1::RemovePodSandboxRequest& req
     VMLET_RETURN_IF_ERROR(
         Annotate(RemoveContainerLocked(current->record), StrCat("removing sandbox \"", id, "\"")));
   }
+  VMLET_ASSIGN_OR_RETURN(SandboxRecord current, sandboxes_.Get(id));
+  VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(current));
   VMLET_RETURN_IF_ERROR(
       Annotate(RemoveTree(SandboxDir(id)), StrCat("removing state of sandbox \"", id, "\"")));
   // The record goes last: until then a retry finds the sandbox and finishes.

@@ -68,6 +68,14 @@ absl::Status CriService::RunPodSandbox(const v1::RunPodSandboxRequest& req,
   VMLET_RETURN_IF_ERROR(
       Annotate(MakeDirs(SandboxDir(id), 0700), StrCat("creating state of sandbox \"", id, "\"")));
   ScopeGuard remove_dir([&] { (void)RemoveTree(SandboxDir(id)); });
+  ScopeGuard tear_down([&] {
+    absl::StatusOr<SandboxRecord> current = sandboxes_.Get(id);
+    if (!current.ok()) return;
+    if (absl::Status status = TearDownSandboxNetwork(*current); !status.ok()) {
+      kLog.Error("sandbox {}: {}", id, status.message());
+    }
+  });
+  VMLET_RETURN_IF_ERROR(SetUpSandboxNetwork(record));
 
   VMLET_RETURN_IF_ERROR(Annotate(sandboxes_
                                      .Update(id,
@@ -77,6 +85,7 @@ absl::Status CriService::RunPodSandbox(const v1::RunPodSandboxRequest& req,
                                              })
                                      .status(),
                                  StrCat("recording sandbox \"", id, "\" as ready")));
+  tear_down.Dismiss();
   remove_dir.Dismiss();
   delete_record.Dismiss();
   release_name.Dismiss();

@@ -39,6 +39,9 @@ absl::Status CriService::StopPodSandbox(const v1::StopPodSandboxRequest& req,
     }
     return absl::OkStatus();
   }));
+  // As containerd does, the pod's address goes back to the network now,
+  // not at removal: a stopped sandbox never runs again.
+  VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(updated));
   if (sandbox->state() != updated.state()) kLog.Info("sandbox {} stopped", id);
   return absl::OkStatus();
 }

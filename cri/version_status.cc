@@ -37,11 +37,8 @@ absl::Status CriService::Status(const v1::StatusRequest& req, v1::StatusResponse
   absl::Status driver = driver_->CheckReachable();
   *resp->mutable_status()->add_conditions() =
       Condition("RuntimeReady", driver, "VmDriverUnavailable");
-  // Pod networking (CNI) is not part of vmletd yet: pods would come up
-  // without a network, so the network is honestly reported as not ready.
-  *resp->mutable_status()->add_conditions() = Condition(
-      "NetworkReady", absl::UnavailableError("vmlet does not set up pod networks (CNI) yet"),
-      "NetworkPluginNotReady");
+  *resp->mutable_status()->add_conditions() =
+      Condition("NetworkReady", network_->Ready(), "NetworkPluginNotReady");
   for (std::string_view handler : {"", "vmlet"}) {
     v1::RuntimeHandler* entry = resp->add_runtime_handlers();
     entry->set_name(std::string(handler));

@@ -2,7 +2,8 @@
 # Installs every Debian 12 package vmlet needs to build, test and run:
 # the toolchain and libraries, libvirt with QEMU, what the test guest is
 # made of (the cloud kernel, busybox-static, cpio), and the tools the image
-# tests use (a local registry, skopeo, umoci, syslinux for a bootable disk).
+# tests use (a local registry, skopeo, umoci, syslinux for a bootable disk),
+# and the pod network: the CNI plugins, iproute2 (ip, tc), iptables, nsenter.
 # Runs as root (or through sudo); safe to run again.
 set -eu
 
@@ -15,6 +16,7 @@ PACKAGES="
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
   linux-image-cloud-amd64 busybox-static cpio
   docker-registry skopeo umoci syslinux syslinux-common dosfstools mtools
+  containernetworking-plugins iproute2 iptables util-linux kmod
 "
 
 if [ "$(id -u)" -ne 0 ]; then

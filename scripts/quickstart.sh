@@ -44,8 +44,15 @@ tests/guest/build-guest.sh "$DEMO_DIR/guest"
 cp "$DEMO_DIR/guest/vmlinuz" "$DEMO_DIR/image/boot/vmlinuz"
 cp "$DEMO_DIR/guest/initrd.gz" "$DEMO_DIR/image/boot/initrd"
 echo "console=ttyS0 quiet panic=-1 vmlet_test=ticker" >"$DEMO_DIR/image/boot/cmdline"
+# The pod network: the example configuration (a bridge vmlet0 on
+# 10.88.0.0/16 with Debian's plugins), in a directory of the demo's own so
+# that a node's real /etc/cni/net.d is left alone.
+mkdir -p "$DEMO_DIR/net.d"
+cp contrib/cni/10-vmlet.conflist "$DEMO_DIR/net.d/"
 cat >"$CONFIG" <<YAML
 accelerator: ${VMLET_ACCELERATOR:-auto}
+cni:
+  conf_dir: $DEMO_DIR/net.d
 local_images:
   "vmlet.local/demo:1": $DEMO_DIR/image
 YAML
@@ -65,10 +72,15 @@ echo "== vmletd is running (pid $(cat "$RUN_DIR/vmletd.pid"), log $RUN_DIR/vmlet
 echo "== booting the demo VM pod"
 "$CTL" run demo --image vmlet.local/demo:1 --memory-mib 256
 for _ in $(seq 150); do
-  "$CTL" logs demo 2>/dev/null | grep -q "tick 3" && break
+  "$CTL" logs demo 2>/dev/null | grep -q "VMLET-GUEST-NET-READY" && break
   sleep 0.2
 done
 "$CTL" ls
 echo "== its serial console, as the kubelet reads it (vmletctl logs demo -f follows it):"
-"$CTL" logs demo | tail -n 5
+"$CTL" logs demo | grep -v "^tick" | tail -n 8
+ip=$("$CTL" logs demo | sed -n 's/.*VMLET-GUEST-DHCP ip=\([0-9.]*\).*/\1/p' | tail -n 1)
+if [ -n "$ip" ]; then
+  echo "== the VM has the pod IP $ip and serves HTTP on it:"
+  /bin/busybox wget -q -T 5 -O - "http://$ip/" || true
+fi
 echo "== remove it with: scripts/quickstart.sh --down"

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace vmlet::vmdriver {
 
@@ -24,6 +25,14 @@ struct BootSource {
   bool IsKernelBoot() const { return !kernel_path.empty(); }
 };
 
+// A NIC of the VM: a tap device that lives in the pod's network namespace
+// (made by network/), which the driver opens there and hands to QEMU.
+struct NetworkInterface {
+  std::string netns_path;
+  std::string tap;
+  std::string mac;  // "0a:58:0a:63:00:05"
+};
+
 struct VmConfig {
   std::string id;          // The container id; the VM is known by it.
   std::string sandbox_id;  // The pod sandbox the VM belongs to.
@@ -38,6 +47,9 @@ struct VmConfig {
   BootSource boot;
   uint64_t root_disk_bytes = 0;  // Virtual size of the root disk overlay; 0 = the image's size.
   std::string log_path;  // Where the serial console is written (CRI log format); may be empty.
+  std::vector<NetworkInterface> nics;
+  // A cloud-init NoCloud seed (ISO 9660) attached read-only; may be empty.
+  std::string seed_path;
 };
 
 }  // namespace vmlet::vmdriver

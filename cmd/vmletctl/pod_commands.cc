@@ -203,6 +203,7 @@ namespace {
 struct VmRow {
   v1::PodSandbox pod;
   std::optional<v1::ContainerStatus> vm;  // Unset when the pod has no container.
+  std::string ip;                         // The pod's IP; empty without a network.
 };
 
 // "created", "running", "exited (CODE)", or "-" without a VM.
@@ -254,6 +255,7 @@ void PrintRowsAsJson(const std::vector<VmRow>& rows,
               ",\"podState\":\"", row.pod.state() == v1::SANDBOX_READY ? "ready" : "notready",
               "\",\"containerId\":", JsonQuote(has_vm ? row.vm->id() : ""),    //
               ",\"state\":", JsonQuote(has_vm ? VmState(row) : ""),            //
+              ",\"ip\":", JsonQuote(row.ip),                                   //
               ",\"exitCode\":", has_vm ? row.vm->exit_code() : 0,              //
               ",\"vcpus\":", Vcpus(row),                                       //
               ",\"memoryBytes\":", MemoryBytes(row),                           //
@@ -271,7 +273,7 @@ int ListPods(Client& client, Args args) {
   FlagSet flags("ls",
                 "usage: vmletctl [options] ls [-o table|json]\n"
                 "\n"
-                "The VM pods: each pod sandbox with its VM's state, size and image.\n");
+                "The VM pods: each pod sandbox with its VM's state, IP, size and image.\n");
   flags.AddOutput(&output);
   if (auto done = flags.Parse(args, 0, 0)) return *done;
 
@@ -291,7 +293,12 @@ int ListPods(Client& client, Args args) {
 
   std::vector<VmRow> rows;
   for (const v1::PodSandbox& pod : pods.items()) {
-    VmRow row{.pod = pod, .vm = std::nullopt};
+    VmRow row{.pod = pod, .vm = std::nullopt, .ip = ""};
+    v1::PodSandboxStatusRequest pod_request;
+    pod_request.set_pod_sandbox_id(pod.id());
+    v1::PodSandboxStatusResponse pod_status;
+    status = client.Runtime(&v1::RuntimeService::Stub::PodSandboxStatus, pod_request, &pod_status);
+    if (status.ok()) row.ip = pod_status.status().network().ip();
     if (auto it = newest.find(pod.id()); it != newest.end()) {
       v1::ContainerStatusRequest request;
       request.set_container_id(it->second->id());
@@ -328,12 +335,12 @@ int ListPods(Client& client, Args args) {
     PrintRowsAsJson(rows, image_names);
     return kExitOk;
   }
-  Table table({"POD", "NAMESPACE", "STATE", "VCPUS", "MEMORY", "IMAGE", "AGE"});
+  Table table({"POD", "NAMESPACE", "STATE", "IP", "VCPUS", "MEMORY", "IMAGE", "AGE"});
   for (const VmRow& row : rows) {
     const int64_t vcpus = Vcpus(row);
     const int64_t memory = MemoryBytes(row);
     table.AddRow({row.pod.metadata().name(), row.pod.metadata().namespace_(), VmState(row),
-                  vcpus > 0 ? StrCat(vcpus) : "-",
+                  row.ip.empty() ? "-" : row.ip, vcpus > 0 ? StrCat(vcpus) : "-",
                   memory > 0 ? FormatBytes(static_cast<uint64_t>(memory)) : "-",
                   ImageName(row, image_names), Age(row.pod.created_at())});
   }

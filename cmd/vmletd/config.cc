@@ -213,6 +213,43 @@ absl::Status SetImageTranslations(const YAML::Node& node, Config& config) {
   return absl::OkStatus();
 }
 
+// cni: {conf_dir: DIR, bin_dirs: [DIR, ...], plugin_timeout_seconds: N}
+absl::Status SetCni(const YAML::Node& node, Config& config) {
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError(
+        "key \"cni\": expected a mapping with conf_dir, bin_dirs, plugin_timeout_seconds");
+  }
+  for (const auto& entry : node) {
+    const std::string name = entry.first.IsScalar() ? entry.first.Scalar() : "";
+    const std::string key = StrCat("cni.", name);
+    if (name == "conf_dir") {
+      VMLET_RETURN_IF_ERROR(
+          AbsolutePath(&Config::cni_conf_dir, "cni.conf_dir")(entry.second, config));
+    } else if (name == "bin_dirs") {
+      if (!entry.second.IsSequence() || entry.second.size() == 0) {
+        return absl::InvalidArgumentError(
+            "key \"cni.bin_dirs\": expected a non-empty list of absolute directories");
+      }
+      config.cni_bin_dirs.clear();
+      for (const auto& item : entry.second) {
+        VMLET_ASSIGN_OR_RETURN(std::string dir, Scalar(key, item));
+        if (dir.empty() || dir[0] != '/' || dir.find(':') != std::string::npos) {
+          return BadValue(key, dir, "an absolute directory without ':'");
+        }
+        config.cni_bin_dirs.push_back(dir);
+      }
+    } else if (name == "plugin_timeout_seconds") {
+      VMLET_RETURN_IF_ERROR(BoundedInt(&Config::cni_plugin_timeout_seconds,
+                                       "cni.plugin_timeout_seconds", 1,
+                                       3600)(entry.second, config));
+    } else {
+      return absl::InvalidArgumentError(StrCat(
+          "unknown key \"", key, "\" (known keys: conf_dir, bin_dirs, plugin_timeout_seconds)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 const std::map<std::string, Setter, std::less<>>& Setters() {
   static const auto* setters = new std::map<std::string, Setter, std::less<>>{
       {"cri_socket", AbsolutePath(&Config::cri_socket, "cri_socket")},
@@ -258,6 +295,16 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
       {"local_images", SetLocalImages},
       {"registries", SetRegistries},
       {"image_translations", SetImageTranslations},
+      {"pod_network",
+       [](const YAML::Node& node, Config& config) -> absl::Status {
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("pod_network", node));
+         if (value != "cni" && value != "none") {
+           return BadValue("pod_network", value, "cni or none");
+         }
+         config.pod_network = value;
+         return absl::OkStatus();
+       }},
+      {"cni", SetCni},
       {"vm_driver",
        [](const YAML::Node& node, Config& config) -> absl::Status {
          VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("vm_driver", node));

@@ -42,6 +42,14 @@ struct Config {
   std::map<std::string, image::RegistrySettings> registries;
   // Image names served from HTTP(S) URLs, first matching rule wins.
   std::vector<image::TranslationRule> image_translations;
+  // "cni" (the default): pods get the node's CNI network. "none": each pod
+  // gets a network namespace with loopback only and its VM no NIC.
+  std::string pod_network = "cni";
+  // The CNI network configuration (the first valid file in lexical order)
+  // and where the plugins are.
+  std::string cni_conf_dir = "/etc/cni/net.d";
+  std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  int cni_plugin_timeout_seconds = 60;
   // "libvirt" (the default) or "fake", an in-process driver that only the
   // test suite selects.
   std::string vm_driver = "libvirt";

@@ -82,6 +82,18 @@ absl::Status PrepareSocketPath(const std::string& path) {
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   std::unique_ptr<Server> server(new Server(config));
   VMLET_ASSIGN_OR_RETURN(server->driver_, MakeDriver(config));
+  const std::string netns_dir = StrCat(config.run_dir, "/netns");
+  VMLET_RETURN_IF_ERROR(MakeDirs(netns_dir, 0711));
+  server->network_ = std::make_unique<network::PodNetwork>(network::PodNetworkOptions{
+      .mode = config.pod_network,
+      .netns_dir = netns_dir,
+      .cni_conf_dir = config.cni_conf_dir,
+      .cni_bin_dirs = config.cni_bin_dirs,
+      .cni_timeout = absl::Seconds(config.cni_plugin_timeout_seconds),
+  });
+  if (absl::Status ready = server->network_->Ready(); !ready.ok()) {
+    kLog.Warning("pod network not ready (pods cannot start until it is): {}", ready.message());
+  }
   server->cri_ = std::make_unique<cri::CriService>(
       cri::CriOptions{.state_dir = config.state_dir,
                       .run_dir = config.run_dir,
@@ -90,7 +102,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                       .local_images = config.local_images,
                       .registries = config.registries,
                       .image_translations = config.image_translations},
-      server->driver_.get());
+      server->driver_.get(), server->network_.get());
   VMLET_RETURN_IF_ERROR(Annotate(server->cri_->Init(), "loading state"));
   VMLET_RETURN_IF_ERROR(MakeDirs(config.run_dir, 0755));
   VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.cri_socket));
@@ -144,6 +156,7 @@ Server::~Server() {
   // service that is destroyed next.
   driver_.reset();
   cri_.reset();
+  network_.reset();
 }
 
 void Server::Shutdown() {

@@ -39,6 +39,7 @@ class Server {
 
   Config config_;
   std::unique_ptr<vmdriver::VmDriver> driver_;
+  std::unique_ptr<network::PodNetwork> network_;
   std::unique_ptr<cri::CriService> cri_;
   std::unique_ptr<cri::RuntimeServiceAdapter> runtime_service_;
   std::unique_ptr<cri::ImageServiceAdapter> image_service_;

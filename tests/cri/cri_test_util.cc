@@ -54,7 +54,7 @@ void CriFixture::Restart() {
       std::make_unique<cri::CriService>(cri::CriOptions{.state_dir = dir_.path() + "/state",
                                                         .run_dir = dir_.path() + "/run",
                                                         .local_images = {{kTestImage, image_dir}}},
-                                        driver_.get());
+                                        driver_.get(), &network_);
   absl::Status status = service_->Init();
   ASSERT_TRUE(status.ok()) << status;
 }

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "cri/cri_service.h"
+#include "tests/cri/fake_pod_network.h"
 #include "vmdriver/fake_vm_driver.h"
 
 namespace vmlet::testing {
@@ -48,6 +49,8 @@ class CriFixture : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<vmdriver::FakeVmDriver> driver_;
+  // Survives Restart(), as the node's namespaces survive vmletd.
+  FakePodNetwork network_;
   std::unique_ptr<cri::CriService> service_;
 };
 

@@ -92,6 +92,23 @@ TEST_F(RestartTest, AnInterruptedRunPodSandboxIsUndone) {
   EXPECT_NE(RunSandbox("web"), "");
 }
 
+TEST_F(RestartTest, ASandboxWhoseNetworkIsGoneIsReportedNotReady) {
+  std::string id = RunSandbox("web");
+  network_.LoseNamespaces();  // As after a reboot of the node.
+  Restart();
+  v1::PodSandboxStatus status = SandboxStatus(id);
+  EXPECT_EQ(status.state(), v1::SANDBOX_NOTREADY);
+  EXPECT_THAT(network_.Active(), ::testing::IsEmpty());
+}
+
+TEST_F(RestartTest, AReadySandboxGetsItsNetworkBack) {
+  std::string id = RunSandbox("web");
+  Restart();
+  EXPECT_EQ(SandboxStatus(id).state(), v1::SANDBOX_READY);
+  EXPECT_EQ(SandboxStatus(id).network().ip(), "10.88.0.1");
+  EXPECT_THAT(network_.Active(), ::testing::ElementsAre(id));
+}
+
 TEST_F(RestartTest, AnInterruptedCreateContainerIsUndoneWithItsVm) {
   std::string sandbox = RunSandbox("web");
   state::v1::ContainerRecord record;

@@ -36,9 +36,97 @@ TEST_F(SandboxTest, StatusEchoesMetadataLabelsAndAnnotationsVerbatim) {
     EXPECT_EQ(status.annotations().at(key), value);
   }
   EXPECT_GT(status.created_at(), 0);
-  // Without a pod network, `network` must stay unset (an empty IP would make
-  // the kubelet recreate the sandbox).
-  EXPECT_FALSE(status.has_network());
+}
+
+TEST_F(SandboxTest, StatusReportsThePodAddressesIpv4First) {
+  v1::PodSandboxStatus status = SandboxStatus(RunSandbox("web"));
+  EXPECT_EQ(status.network().ip(), "10.88.0.1");
+  ASSERT_EQ(status.network().additional_ips_size(), 1);
+  EXPECT_EQ(status.network().additional_ips(0).ip(), "fd00::1");
+  EXPECT_EQ(status.linux().namespaces().options().network(), v1::POD);
+}
+
+TEST_F(SandboxTest, NetworkConfigCarriesPortsDnsHostnameAndBandwidth) {
+  v1::RunPodSandboxRequest request;
+  *request.mutable_config() = SandboxConfig("web");
+  v1::PodSandboxConfig* config = request.mutable_config();
+  config->set_hostname("web-0");
+  config->mutable_dns_config()->add_servers("10.96.0.10");
+  config->mutable_dns_config()->add_searches("default.svc.cluster.local");
+  config->mutable_dns_config()->add_options("ndots:5");
+  v1::PortMapping* published = config->add_port_mappings();
+  published->set_protocol(v1::UDP);
+  published->set_container_port(53);
+  published->set_host_port(5353);
+  config->add_port_mappings()->set_container_port(80);  // Not published: no hostPort.
+  (*config->mutable_annotations())["kubernetes.io/ingress-bandwidth"] = "10M";
+  (*config->mutable_annotations())["kubernetes.io/egress-bandwidth"] = "1Mi";
+  v1::RunPodSandboxResponse response;
+  ASSERT_TRUE(service_->RunPodSandbox(request, &response).ok());
+
+  network::PodNetworkConfig seen = network_.LastConfig();
+  EXPECT_EQ(seen.sandbox_id, response.pod_sandbox_id());
+  EXPECT_EQ(seen.hostname, "web-0");
+  EXPECT_EQ(seen.pod_name, "web");
+  EXPECT_THAT(seen.dns.servers, ::testing::ElementsAre("10.96.0.10"));
+  EXPECT_THAT(seen.dns.searches, ::testing::ElementsAre("default.svc.cluster.local"));
+  EXPECT_THAT(seen.dns.options, ::testing::ElementsAre("ndots:5"));
+  ASSERT_THAT(seen.port_mappings, SizeIs(1));
+  EXPECT_EQ(seen.port_mappings[0].protocol, "udp");
+  EXPECT_EQ(seen.port_mappings[0].host_port, 5353);
+  EXPECT_EQ(seen.port_mappings[0].container_port, 53);
+  ASSERT_TRUE(seen.bandwidth.has_value());
+  EXPECT_EQ(seen.bandwidth->ingress_rate, 10'000'000);
+  EXPECT_EQ(seen.bandwidth->egress_rate, 1 << 20);
+}
+
+TEST_F(SandboxTest, AFailedNetworkSetupFailsRunPodSandboxAndLeavesNothing) {
+  network_.FailSetup(absl::InternalError("CNI plugin \"bridge\" failed ADD: no bridge"));
+  v1::RunPodSandboxRequest request;
+  *request.mutable_config() = SandboxConfig("web");
+  v1::RunPodSandboxResponse response;
+  absl::Status status = service_->RunPodSandbox(request, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("failed ADD: no bridge"));
+  v1::ListPodSandboxResponse list;
+  ASSERT_TRUE(service_->ListPodSandbox({}, &list).ok());
+  EXPECT_THAT(list.items(), SizeIs(0));
+  EXPECT_THAT(network_.Active(), ::testing::IsEmpty());
+  // The kubelet's retry succeeds once the network works.
+  network_.FailSetup(absl::OkStatus());
+  EXPECT_NE(RunSandbox("web"), "");
+}
+
+TEST_F(SandboxTest, StopGivesTheNetworkBackAndStatusStillShowsTheAddress) {
+  std::string id = RunSandbox("web");
+  EXPECT_THAT(network_.Active(), ::testing::ElementsAre(id));
+  v1::StopPodSandboxRequest stop;
+  stop.set_pod_sandbox_id(id);
+  v1::StopPodSandboxResponse stopped;
+  ASSERT_TRUE(service_->StopPodSandbox(stop, &stopped).ok());
+  EXPECT_THAT(network_.Active(), ::testing::IsEmpty());
+  EXPECT_EQ(SandboxStatus(id).network().ip(), "10.88.0.1");
+  v1::RemovePodSandboxRequest remove;
+  remove.set_pod_sandbox_id(id);
+  v1::RemovePodSandboxResponse removed;
+  ASSERT_TRUE(service_->RemovePodSandbox(remove, &removed).ok());
+}
+
+TEST_F(SandboxTest, NetworkReadyFollowsThePodNetwork) {
+  auto network_ready = [&] {
+    v1::StatusResponse response;
+    EXPECT_TRUE(service_->Status({}, &response).ok());
+    for (const v1::RuntimeCondition& c : response.status().conditions()) {
+      if (c.type() == "NetworkReady") return c;
+    }
+    return v1::RuntimeCondition();
+  };
+  EXPECT_TRUE(network_ready().status());
+  network_.SetReady(absl::FailedPreconditionError("no valid CNI network configuration in /x"));
+  v1::RuntimeCondition condition = network_ready();
+  EXPECT_FALSE(condition.status());
+  EXPECT_EQ(condition.reason(), "NetworkPluginNotReady");
+  EXPECT_THAT(condition.message(), HasSubstr("no valid CNI network configuration in /x"));
 }
 
 TEST_F(SandboxTest, RetriedRunPodSandboxReturnsTheSameSandbox) {
@@ -118,7 +206,40 @@ INSTANTIATE_TEST_SUITE_P(
                        [](auto& r) { r.mutable_config()->set_log_directory("var/log"); },
                        "config.log_directory \"var/log\" is invalid: expected an absolute path"},
         BadSandboxCase{"UnknownRuntimeHandler", [](auto& r) { r.set_runtime_handler("runc"); },
-                       "runtime_handler \"runc\" is unknown"}),
+                       "runtime_handler \"runc\" is unknown"},
+        BadSandboxCase{"HostNetwork",
+                       [](auto& r) {
+                         r.mutable_config()
+                             ->mutable_linux()
+                             ->mutable_security_context()
+                             ->mutable_namespace_options()
+                             ->set_network(v1::NODE);
+                       },
+                       "a VM cannot share the node's network stack"},
+        BadSandboxCase{"BadHostname", [](auto& r) { r.mutable_config()->set_hostname("a_b"); },
+                       "config.hostname \"a_b\" is not a DNS name"},
+        BadSandboxCase{"ContainerPortZero",
+                       [](auto& r) { r.mutable_config()->add_port_mappings()->set_host_port(80); },
+                       "config.port_mappings[0].container_port 0 is out of range"},
+        BadSandboxCase{"HostPortTooBig",
+                       [](auto& r) {
+                         v1::PortMapping* port = r.mutable_config()->add_port_mappings();
+                         port->set_container_port(80);
+                         port->set_host_port(70000);
+                       },
+                       "config.port_mappings[0].host_port 70000 is out of range"},
+        BadSandboxCase{
+            "DnsServerNotAnAddress",
+            [](auto& r) { r.mutable_config()->mutable_dns_config()->add_servers("dns.example"); },
+            "config.dns_config.servers[0] \"dns.example\" is not an IP address"},
+        BadSandboxCase{
+            "BadBandwidth",
+            [](auto& r) {
+              (*r.mutable_config()->mutable_annotations())["kubernetes.io/ingress-bandwidth"] =
+                  "fast";
+            },
+            "config.annotations[\"kubernetes.io/ingress-bandwidth\"] \"fast\" is not "
+            "a bandwidth"}),
     [](const auto& info) { return info.param.name; });
 
 TEST_F(SandboxTest, StatusOfAnUnknownIdIsNotFound) {

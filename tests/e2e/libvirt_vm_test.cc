@@ -21,6 +21,7 @@
 #include "base/id.h"
 #include "base/status.h"
 #include "base/str_util.h"
+#include "tests/e2e/test_guest.h"
 #include "tests/e2e/vmletd_process.h"
 
 namespace vmlet::e2e {
@@ -30,10 +31,7 @@ namespace v1 = ::runtime::v1;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kVirsh[] = "/usr/bin/virsh";
-constexpr char kUri[] = "qemu:///system";
-// The guest boots in a few seconds under TCG; generous bounds for busy CI.
-constexpr absl::Duration kBootTimeout = absl::Seconds(120);
+constexpr const char* kUri = kLibvirtUri;
 
 // Guest variants, by kernel command line (see build-guest.sh).
 struct GuestImage {
@@ -47,29 +45,20 @@ constexpr GuestImage kGuests[] = {
     {"vmlet.test/guest:ticker", "vmlet_test=ticker"},
 };
 
-std::string g_guest_dir;  // Holds vmlinuz and initrd.gz, built once.
-
 // The image layout of a guest variant, under the guest directory.
 std::string LayoutDir(const GuestImage& guest) {
-  return StrCat(g_guest_dir, "/layouts/", std::string(guest.name).substr(17));
+  return StrCat(GuestDir(), "/layouts/", std::string(guest.name).substr(17));
 }
 
-std::string DiskLayoutDir() { return StrCat(g_guest_dir, "/layouts/disk"); }
+std::string DiskLayoutDir() { return StrCat(GuestDir(), "/layouts/disk"); }
 constexpr char kDiskImage[] = "vmlet.test/disk:1";
 
 // Lays out one VM image per variant: the same kernel and initrd (linked),
 // each with its own command line.
 absl::Status MakeLayouts() {
   for (const GuestImage& guest : kGuests) {
-    const std::string dir = LayoutDir(guest);
-    VMLET_RETURN_IF_ERROR(RemoveTree(dir));
-    VMLET_RETURN_IF_ERROR(MakeDirs(dir + "/boot", 0755));
-    if (::link((g_guest_dir + "/vmlinuz").c_str(), (dir + "/boot/vmlinuz").c_str()) != 0 ||
-        ::link((g_guest_dir + "/initrd.gz").c_str(), (dir + "/boot/initrd").c_str()) != 0) {
-      return absl::InternalError(StrCat("linking the guest into ", dir));
-    }
-    VMLET_RETURN_IF_ERROR(WriteFileAtomically(
-        dir + "/boot/cmdline", StrCat("console=ttyS0 quiet panic=-1 ", guest.mode), 0644));
+    VMLET_RETURN_IF_ERROR(
+        MakeGuestLayout(LayoutDir(guest), StrCat("console=ttyS0 quiet panic=-1 ", guest.mode)));
   }
   // A disk image (empty: the firmware finds nothing to boot, which is
   // enough to run the VM on its overlay).
@@ -80,29 +69,6 @@ absl::Status MakeLayouts() {
       {"/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk_dir + "/disk/root.qcow2", "64M"});
   if (!created.ok() || created->code != 0) return absl::InternalError("qemu-img create failed");
   return absl::OkStatus();
-}
-
-std::string ReadAll(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
-  return text.ok() ? *text : "";
-}
-
-std::string Virsh(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {kVirsh, "-c", kUri};
-  argv.insert(argv.end(), args.begin(), args.end());
-  absl::StatusOr<ExitStatus> result = RunCommand(argv, absl::Seconds(30));
-  return result.ok() ? result->output : "";
-}
-
-// Polls `done` every 200 ms until it holds or `timeout` passes.
-template <typename F>
-bool WaitFor(F done, absl::Duration timeout = kBootTimeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return done();
 }
 
 class LibvirtVmTest : public ::testing::Test {
@@ -168,26 +134,8 @@ class LibvirtVmTest : public ::testing::Test {
   }
 
   // Creates and starts the VM of a pod from `image`; its log is LogPath(pod).
-  std::string StartVm(const std::string& pod, const std::string& sandbox, const char* image) {
-    grpc::ClientContext context;
-    v1::CreateContainerRequest request;
-    request.set_pod_sandbox_id(sandbox);
-    request.mutable_config()->mutable_metadata()->set_name("vm");
-    request.mutable_config()->mutable_image()->set_image(image);
-    request.mutable_config()->set_log_path("vm/0.log");
-    request.mutable_config()->mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(
-        256 << 20);
-    v1::CreateContainerResponse created;
-    grpc::Status status = vmletd_->runtime().CreateContainer(&context, request, &created);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    grpc::ClientContext start_context;
-    v1::StartContainerRequest start;
-    start.set_container_id(created.container_id());
-    v1::StartContainerResponse started;
-    status = vmletd_->runtime().StartContainer(&start_context, start, &started);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    (void)pod;
-    return created.container_id();
+  std::string StartVm(const std::string& /*pod*/, const std::string& sandbox, const char* image) {
+    return CreateAndStartVm(vmletd_->runtime(), sandbox, image);
   }
 
   std::string LogPath(const std::string& pod) {
@@ -372,32 +320,7 @@ TEST_F(LibvirtVmTest, ZzAVmKeepsRunningAcrossALibvirtdRestartAndEventsResume) {
 int main(int argc, char** argv) {
   ::setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", /*overwrite=*/0);
   ::testing::InitGoogleMock(&argc, argv);
-  const char* builder = std::getenv("VMLET_BUILD_GUEST");
-  const char* guest_dir = std::getenv("VMLET_GUEST_DIR");
-  if (vmlet::e2e::VmletdBinary().empty() || builder == nullptr || guest_dir == nullptr) {
-    std::fprintf(stderr, "VMLETD, VMLET_BUILD_GUEST or VMLET_GUEST_DIR unset; skipping\n");
-    return 77;
-  }
-  if (::access("/usr/bin/qemu-system-x86_64", X_OK) != 0 ||
-      ::access(vmlet::e2e::kVirsh, X_OK) != 0) {
-    std::fprintf(stderr, "QEMU or virsh is not installed; skipping (exit 77)\n");
-    return 77;
-  }
-  auto version = vmlet::e2e::RunCommand({vmlet::e2e::kVirsh, "-c", vmlet::e2e::kUri, "version"});
-  if (!version.ok() || version->code != 0) {
-    std::fprintf(stderr, "libvirtd is not reachable at %s; skipping (exit 77)\n", vmlet::e2e::kUri);
-    return 77;
-  }
-  auto built = vmlet::e2e::RunCommand({"/bin/sh", builder, guest_dir}, absl::Minutes(2));
-  if (!built.ok() || built->code == 77) {
-    std::fprintf(stderr, "the test guest cannot be built here; skipping (exit 77)\n");
-    return 77;
-  }
-  if (built->code != 0) {
-    std::fprintf(stderr, "building the test guest failed (exit %d)\n", built->code);
-    return 1;
-  }
-  vmlet::e2e::g_guest_dir = guest_dir;
+  if (int prepared = vmlet::e2e::PrepareTestGuest(); prepared != 0) return prepared;
   if (absl::Status laid_out = vmlet::e2e::MakeLayouts(); !laid_out.ok()) {
     std::fprintf(stderr, "%s\n", std::string(laid_out.message()).c_str());
     return 1;

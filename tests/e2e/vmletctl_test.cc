@@ -131,8 +131,8 @@ TEST_F(VmletctlTest, RunsListsShowsTheLogOfAndRemovesAVmPod) {
   ExitStatus ls = Ctl({"ls"});
   ASSERT_EQ(ls.code, 0) << ls.output;
   EXPECT_THAT(ls.output,
-              MatchesRegex("POD +NAMESPACE +STATE +VCPUS +MEMORY +IMAGE +AGE\n"
-                           "web +default +running +2 +1.5GiB +vmlet.test/tiny:1 +[0-9]+s\n"));
+              MatchesRegex("POD +NAMESPACE +STATE +IP +VCPUS +MEMORY +IMAGE +AGE\n"
+                           "web +default +running +- +2 +1.5GiB +vmlet.test/tiny:1 +[0-9]+s\n"));
   ExitStatus ls_json = Ctl({"-o", "json", "vm", "ls"});
   ASSERT_EQ(ls_json.code, 0) << ls_json.output;
   EXPECT_THAT(ls_json.output,
@@ -160,7 +160,7 @@ TEST_F(VmletctlTest, RunsListsShowsTheLogOfAndRemovesAVmPod) {
   EXPECT_THAT(rm.output, HasSubstr("web"));
   ExitStatus empty = Ctl({"ls"});
   ASSERT_EQ(empty.code, 0) << empty.output;
-  EXPECT_EQ(empty.output, "POD   NAMESPACE   STATE   VCPUS   MEMORY   IMAGE   AGE\n");
+  EXPECT_EQ(empty.output, "POD   NAMESPACE   STATE   IP   VCPUS   MEMORY   IMAGE   AGE\n");
   EXPECT_THAT(Pods().items(), IsEmpty());
   EXPECT_THAT(Containers().containers(), IsEmpty());
 }
@@ -240,7 +240,7 @@ TEST_F(VmletctlTest, RunsThePodLifecycleCallByCallWithIdPrefixes) {
   ASSERT_TRUE(ContainerStatus(container_id, &status).ok());
   EXPECT_EQ(status.status().state(), v1::CONTAINER_EXITED);
   ExitStatus ls = Ctl({"ls"});
-  EXPECT_THAT(ls.output, MatchesRegex(".*\ndb +data +exited \\(0\\) +1 +256MiB .*"));
+  EXPECT_THAT(ls.output, MatchesRegex(".*\ndb +data +exited \\(0\\) +- +1 +256MiB .*"));
 
   ExitStatus rm = Ctl({"cri", "rm", container_id});
   ASSERT_EQ(rm.code, 0) << rm.output;

@@ -20,6 +20,7 @@
 #include "base/scope_guard.h"
 #include "base/status.h"
 #include "base/str_util.h"
+#include "network/netns.h"
 
 namespace vmlet::e2e {
 namespace {
@@ -169,6 +170,8 @@ VmletdProcess::VmletdProcess(const std::string& extra_yaml, bool fake_driver) {
     StrAppend(&config, "vm_driver: fake\n", "local_images:\n  \"", kFakeImage, "\": ", image_dir,
               "\n");
   }
+  // Tests that are not about pod networking need no CNI configuration.
+  if (extra_yaml.find("pod_network:") == std::string::npos) config += "pod_network: none\n";
   config += extra_yaml;
   if (!init_status_.ok()) return;
   init_status_ = Annotate(WriteFileAtomically(config_path_, config), "writing the vmletd config");
@@ -185,7 +188,14 @@ VmletdProcess::~VmletdProcess() {
   runtime_.reset();
   image_.reset();
   channel_.reset();
-  if (!dir_.empty()) (void)RemoveTree(dir_);
+  if (dir_.empty()) return;
+  // Pods a test left behind keep their network namespaces pinned (bind
+  // mounts), which would make the directory impossible to remove.
+  const std::string netns_dir = dir_ + "/run/netns";
+  if (absl::StatusOr<std::vector<std::string>> pinned = ListDirectory(netns_dir); pinned.ok()) {
+    for (const std::string& name : *pinned) (void)network::RemoveNetns(netns_dir + "/" + name);
+  }
+  (void)RemoveTree(dir_);
 }
 
 void VmletdProcess::AppendToLog(const std::string& line) const {
@@ -218,7 +228,8 @@ absl::Status VmletdProcess::Spawn() {
   if (err_fd < 0) return ErrnoToStatus(errno, "opening vmletd's log");
   ScopeGuard close_err([err_fd] { ::close(err_fd); });
 
-  const std::vector<std::string> args = {binary, "--config", config_path_};
+  std::vector<std::string> args = {binary, "--config", config_path_};
+  if (!netns_.empty()) args.insert(args.begin(), {"/usr/bin/nsenter", "--net=" + netns_, "--"});
   std::vector<char*> argv = Argv(args);
   const pid_t parent = ::getpid();
   pid_t pid = ::fork();

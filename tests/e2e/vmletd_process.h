@@ -54,7 +54,8 @@ class VmletdProcess {
   // Creates the directory and writes the config: the keys every test needs
   // followed by `extra_yaml` (whole lines, e.g. "bogus_key: 1\n").
   // With `fake_driver`, the config selects the fake VM driver and a local
-  // image named kFakeImage; otherwise `extra_yaml` says what to use.
+  // image named kFakeImage; otherwise `extra_yaml` says what to use. Unless
+  // `extra_yaml` sets pod_network, it is "none" (no CNI).
   explicit VmletdProcess(const std::string& extra_yaml = "", bool fake_driver = true);
   ~VmletdProcess();
 
@@ -69,6 +70,10 @@ class VmletdProcess {
   const std::string& socket_path() const { return socket_path_; }
   const std::string& state_dir() const { return state_dir_; }
   bool running() const { return pid_ > 0; }
+
+  // Runs vmletd (from the next start on) in the network namespace pinned at
+  // `path`, through nsenter.
+  void set_netns(const std::string& path) { netns_ = path; }
 
   // Starts vmletd and waits until the socket answers Version, for at most
   // `timeout`. Fails (with the log's tail) if vmletd exits first.
@@ -104,6 +109,7 @@ class VmletdProcess {
   std::string socket_path_;
   std::string state_dir_;
   std::string log_path_;
+  std::string netns_;
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;

@@ -6,6 +6,11 @@
 #   vmlet_test=ignore-acpi    ignores the power button (must be destroyed)
 #   vmlet_test=poweroff:N     powers off by itself after N seconds
 #   vmlet_test=ticker         prints "tick N" every 0.2 s, for log tests
+# In every mode, in the background: when a virtio NIC shows up, the guest
+# prints the hostname of a cloud-init seed (an iso9660 disk labelled cidata)
+# if there is one, asks for an address by DHCP (busybox udhcpc), prints
+# what it got and its /etc/resolv.conf, and serves /www over HTTP on port
+# 80 (busybox httpd); lines start with VMLET-GUEST-.
 #
 # usage: build-guest.sh OUTDIR    -> OUTDIR/vmlinuz OUTDIR/initrd.gz
 # Exits 77 (skip) when the packages are missing.
@@ -26,10 +31,44 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/lib/modules"
 cp /bin/busybox "$root/bin/"
-for applet in sh mount echo cat sleep poweroff insmod dd grep basename seq ls; do
+for applet in sh mount echo cat sleep poweroff insmod dd grep basename seq ls ip udhcpc httpd \
+    hostname mkdir printf sed sysctl; do
   ln -s busybox "$root/bin/$applet"
 done
 cp "$modules/drivers/input/evdev.ko" "$modules/drivers/acpi/button.ko" "$root/lib/modules/"
+# virtio NIC and disks, and iso9660 for the seed, with what they depend on,
+# in the order modprobe would load them; the init insmods them in this order.
+: >"$root/lib/modules/net.list"
+for module in virtio_pci virtio_net virtio_blk isofs; do
+  modprobe -S "$release" --show-depends "$module" 2>/dev/null | awk '$1 == "insmod" { print $2 }'
+done | awk '!seen[$0]++' | while read -r path; do
+  cp "$path" "$root/lib/modules/"
+  basename "$path" >>"$root/lib/modules/net.list"
+done
+mkdir -p "$root/etc" "$root/www" "$root/seed"
+cat >"$root/etc/udhcpc.script" <<'DHCP'
+#!/bin/sh
+# busybox udhcpc calls this with the lease in the environment.
+exec >/dev/console 2>&1
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    for r in $router; do ip route add default via "$r" dev "$interface"; done
+    [ -n "$hostname" ] && hostname "$hostname"
+    {
+      [ -n "$search" ] && echo "search $search"
+      for d in $dns; do echo "nameserver $d"; done
+      # vmlet's option 224: resolver options, as hex from udhcpc.
+      [ -n "$opt224" ] && echo "options $(printf "$(echo "$opt224" | sed 's/../\\x&/g')")"
+    } >/etc/resolv.conf
+    echo "VMLET-GUEST-DHCP ip=$ip mask=$mask router=$router hostname=$hostname mtu=$mtu"
+    sed 's/^/VMLET-GUEST-RESOLV: /' /etc/resolv.conf
+    ;;
+esac
+DHCP
+chmod +x "$root/etc/udhcpc.script"
 cat >"$root/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
@@ -37,6 +76,27 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 insmod /lib/modules/evdev.ko
 insmod /lib/modules/button.ko
+network() {
+  for module in $(cat /lib/modules/net.list); do insmod "/lib/modules/$module" 2>/dev/null; done
+  sleep 0.5
+  for disk in /dev/vd?; do
+    if mount -t iso9660 -o ro "$disk" /seed 2>/dev/null; then
+      echo "VMLET-GUEST-SEED $(grep local-hostname /seed/meta-data)"
+      break
+    fi
+  done
+  [ -e /sys/class/net/eth0 ] || return 0
+  ip link set lo up
+  if udhcpc -i eth0 -s /etc/udhcpc.script -q -n -t 10 -T 1 -O search -O mtu -O 224 \
+      -O staticroutes >/dev/null 2>&1; then
+    echo "vmlet guest $(hostname)" >/www/index.html
+    httpd -p 80 -h /www
+    echo "VMLET-GUEST-NET-READY"
+  else
+    echo "VMLET-GUEST-DHCP-FAILED"
+  fi
+}
+network &
 mode=
 for word in $(cat /proc/cmdline); do
   case "$word" in vmlet_test=*) mode=${word#vmlet_test=} ;; esac

@@ -105,6 +105,17 @@ const GoldenCase kGoldenCases[] = {
        options.type = "kvm";
      }},
     {"disk_qcow2", [](VmConfig& vm, DomainOptions& o) { DiskBoot(vm, o, "qcow2"); }},
+    {"disk_with_seed",
+     [](VmConfig& vm, DomainOptions& o) {
+       DiskBoot(vm, o, "qcow2");
+       o.seed_path = std::string("/var/lib/vmlet/vms/") + kId + "/seed.iso";
+     }},
+    {"kernel_with_seed",
+     [](VmConfig& vm, DomainOptions& o) {
+       KernelBoot(vm);
+       o.type = "qemu";
+       o.seed_path = std::string("/var/lib/vmlet/vms/") + kId + "/seed.iso";
+     }},
     {"disk_raw",
      [](VmConfig& vm, DomainOptions& o) {
        DiskBoot(vm, o, "raw");

@@ -174,6 +174,16 @@ absl::StatusOr<Domain> BuildDomain(const VmConfig& vm, const DomainOptions& opti
         .bus = "virtio",
     });
   }
+  if (!options.seed_path.empty()) {
+    // Found by its label ("cidata"), not by its place; after the root disk.
+    domain.disks.push_back(Disk{
+        .source_file = options.seed_path,
+        .format = "raw",
+        .target_dev = domain.disks.empty() ? "vda" : "vdb",
+        .bus = "virtio",
+        .read_only = true,
+    });
+  }
   domain.console_socket = options.console_socket;
   return domain;
 }

@@ -18,6 +18,7 @@ struct DomainOptions {
   std::string machine = "pc";
   std::string console_socket;  // Unix socket of the serial console.
   std::string overlay_path;    // The VM's qcow2 overlay; required for disk boot.
+  std::string seed_path;       // The VM's copy of its cloud-init seed; optional.
 };
 
 // "vmlet-<namespace>-<pod>-<first 8 hex of the id>", at most 100 characters,

@@ -12,6 +12,7 @@
 #include "base/str_util.h"
 #include "image/qcow2_overlay.h"
 #include "vmdriver/libvirt/libvirt_errors.h"
+#include "vmdriver/libvirt/nic_hotplug.h"
 
 namespace vmlet::vmdriver::libvirt {
 namespace {
@@ -166,6 +167,15 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
                                            config.boot.disk_format, config.root_disk_bytes),
                  StrCat("creating the disk overlay of VM \"", config.id, "\"")));
   }
+  if (!config.seed_path.empty()) {
+    // QEMU (an unprivileged user) can reach the VM's directory but not the
+    // sandbox's: the VM gets its own copy of the seed.
+    options.seed_path = StrCat(dir, "/seed.iso");
+    VMLET_ASSIGN_OR_RETURN(std::string seed, ReadFile(config.seed_path));
+    VMLET_RETURN_IF_ERROR(
+        Annotate(WriteFileAtomically(options.seed_path, seed, 0644),
+                 StrCat("copying the cloud-init seed of VM \"", config.id, "\"")));
+  }
   VMLET_RETURN_IF_ERROR(RemoveFileIfExists(options.console_socket));
   VMLET_ASSIGN_OR_RETURN(Domain domain_def, BuildDomain(config, options));
   VMLET_ASSIGN_OR_RETURN(std::string xml, WriteDomainXml(domain_def));
@@ -189,6 +199,10 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
   ScopeGuard undefine([domain] { virDomainUndefineFlags(domain, VIR_DOMAIN_UNDEFINE_NVRAM); });
   if (virDomainCreateWithFlags(domain, VIR_DOMAIN_START_PAUSED) < 0) {
     return LastError(StrCat("starting QEMU (paused) for VM \"", config.id, "\""));
+  }
+  if (absl::Status plugged = PlugNics(domain, config.nics); !plugged.ok()) {
+    virDomainDestroy(domain);
+    return Annotate(plugged, StrCat("plugging the NICs of VM \"", config.id, "\""));
   }
   absl::StatusOr<std::unique_ptr<ConsoleLog>> console =
       ConsoleLog::Start(options.console_socket, config.log_path);

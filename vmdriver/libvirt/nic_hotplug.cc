@@ -1,0 +1,84 @@
+#include "vmdriver/libvirt/nic_hotplug.h"
+
+#include <libvirt/libvirt-qemu.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "base/scope_guard.h"
+#include "base/status.h"
+#include "base/str_util.h"
+#include "network/tap.h"
+#include "vmdriver/libvirt/libvirt_errors.h"
+
+namespace vmlet::vmdriver::libvirt {
+namespace {
+
+using Json = nlohmann::json;
+
+// PCI slots from the top of the i440fx/q35 root bus down, far from the
+// slots libvirt hands out from the bottom up, so that the guest sees the
+// same slot (and interface name) every boot.
+constexpr int kFirstNicSlot = 0x1e;
+
+// Runs one QMP command, passing `fd` along when it is >= 0. The QMP error,
+// if any, becomes the status.
+absl::Status Qmp(virDomainPtr domain, const std::string& command, int fd, std::string_view what) {
+  char* result = nullptr;
+  int files[1] = {fd};
+  int rc =
+      virDomainQemuMonitorCommandWithFiles(domain, command.c_str(), fd >= 0 ? 1 : 0,
+                                           fd >= 0 ? files : nullptr, nullptr, nullptr, &result, 0);
+  if (rc < 0) return LastError(what);
+  ScopeGuard free_result([result] { std::free(result); });
+  Json reply = Json::parse(result, nullptr, /*allow_exceptions=*/false);
+  if (reply.is_object() && reply.contains("error")) {
+    std::string message = reply["error"].value("desc", std::string(result));
+    return absl::InternalError(StrCat(what, ": QEMU said: ", message));
+  }
+  return absl::OkStatus();
+}
+
+std::string FdName(int index) { return StrCat("vmlet-tap", index); }
+
+}  // namespace
+
+std::string NetdevAddCommand(int index, const std::string& fd_name) {
+  Json command = {
+      {"execute", "netdev_add"},
+      {"arguments", {{"type", "tap"}, {"id", StrCat("vmletnet", index)}, {"fd", fd_name}}}};
+  return command.dump();
+}
+
+std::string DeviceAddCommand(int index, const NetworkInterface& nic) {
+  Json command = {{"execute", "device_add"},
+                  {"arguments",
+                   {{"driver", "virtio-net-pci"},
+                    {"id", StrCat("vmletnic", index)},
+                    {"netdev", StrCat("vmletnet", index)},
+                    {"mac", nic.mac},
+                    {"bus", "pci.0"},
+                    {"addr", fmt::format("{:#x}", kFirstNicSlot - index)}}}};
+  return command.dump();
+}
+
+absl::Status PlugNics(virDomainPtr domain, const std::vector<NetworkInterface>& nics) {
+  for (size_t i = 0; i < nics.size(); ++i) {
+    const NetworkInterface& nic = nics[i];
+    const int index = static_cast<int>(i);
+    VMLET_ASSIGN_OR_RETURN(int fd, network::OpenTapInNetns(nic.netns_path, nic.tap));
+    ScopeGuard close_fd([fd] { ::close(fd); });
+    const std::string fd_name = FdName(index);
+    Json getfd = {{"execute", "getfd"}, {"arguments", {{"fdname", fd_name}}}};
+    VMLET_RETURN_IF_ERROR(
+        Qmp(domain, getfd.dump(), fd, StrCat("passing tap \"", nic.tap, "\" to QEMU")));
+    VMLET_RETURN_IF_ERROR(Qmp(domain, NetdevAddCommand(index, fd_name), -1,
+                              StrCat("adding the network backend of tap \"", nic.tap, "\"")));
+    VMLET_RETURN_IF_ERROR(Qmp(domain, DeviceAddCommand(index, nic), -1,
+                              StrCat("adding NIC ", nic.mac, " to the VM")));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace vmlet::vmdriver::libvirt
