@@ -3,7 +3,8 @@
 # the toolchain and libraries, libvirt with QEMU, what the test guest is
 # made of (the cloud kernel, busybox-static, cpio), and the tools the image
 # tests use (a local registry, skopeo, umoci, syslinux for a bootable disk),
-# and the pod network: the CNI plugins, iproute2 (ip, tc), iptables, nsenter.
+# the pod network: the CNI plugins, iproute2 (ip, tc), iptables, nsenter,
+# and systemd (systemd-analyze and systemd-socket-activate for the unit tests).
 # Runs as root (or through sudo); safe to run again.
 set -eu
 
@@ -17,6 +18,7 @@ PACKAGES="
   linux-image-cloud-amd64 busybox-static cpio
   docker-registry skopeo umoci syslinux syslinux-common dosfstools mtools
   containernetworking-plugins iproute2 iptables util-linux kmod
+  systemd
 "
 
 if [ "$(id -u)" -ne 0 ]; then

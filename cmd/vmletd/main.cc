@@ -7,9 +7,15 @@
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+
+#include <fmt/format.h>
 
 #include "base/logging.h"
 #include "cmd/vmletd/config.h"
@@ -80,12 +86,39 @@ int main(int argc, char** argv) {
     kLog.Error("start-up failed: {}", server.status().message());
     return 1;
   }
-  sd_notify(0, "READY=1\nSTATUS=serving the CRI");
+  sd_notify(0, fmt::format("READY=1\nSTATUS=serving the CRI on {} and the VM-spec API on {}",
+                           config->cri_socket, config->vmspec_socket)
+                   .c_str());
+
+  // systemd's watchdog (WatchdogSec=): a keep-alive at half the interval.
+  std::mutex mu;
+  std::condition_variable stop_watchdog;
+  bool stopping = false;
+  std::thread watchdog;
+  uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(/*unset_environment=*/0, &watchdog_usec) > 0) {
+    kLog.Info("systemd watchdog: keep-alive every {} ms", watchdog_usec / 2000);
+    watchdog = std::thread([&] {
+      std::unique_lock lock(mu);
+      do {
+        sd_notify(0, "WATCHDOG=1");
+      } while (!stop_watchdog.wait_for(lock, std::chrono::microseconds(watchdog_usec / 2),
+                                       [&] { return stopping; }));
+    });
+  }
 
   int received = 0;
   sigwait(&signals, &received);
   kLog.Info("received {}, shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
-  sd_notify(0, "STOPPING=1");
+  sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+  if (watchdog.joinable()) {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    stop_watchdog.notify_one();
+    watchdog.join();
+  }
   (*server)->Shutdown();
   kLog.Info("vmletd stopped");
   return 0;

@@ -105,12 +105,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
       server->driver_.get(), server->network_.get());
   VMLET_RETURN_IF_ERROR(Annotate(server->cri_->Init(), "loading state"));
   VMLET_RETURN_IF_ERROR(MakeDirs(config.run_dir, 0755));
-  VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.cri_socket));
+  // Under systemd's vmletd.socket the CRI socket exists already and is
+  // systemd's; vmletd then neither creates nor removes it.
+  const int activated = ActivatedSocket(config.cri_socket);
+  server->socket_activated_ = activated >= 0;
+  if (!server->socket_activated_) VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.cri_socket));
 
   server->runtime_service_ = std::make_unique<cri::RuntimeServiceAdapter>(server->cri_.get());
   server->image_service_ = std::make_unique<cri::ImageServiceAdapter>(server->cri_.get());
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(StrCat("unix:", config.cri_socket), grpc::InsecureServerCredentials());
+  if (!server->socket_activated_) {
+    builder.AddListeningPort(StrCat("unix:", config.cri_socket), grpc::InsecureServerCredentials());
+  }
   builder.RegisterService(server->runtime_service_.get());
   builder.RegisterService(server->image_service_.get());
   // Pod and container configs can be large (many env vars and mounts).
@@ -121,12 +127,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return absl::UnavailableError(
         StrCat("cannot serve on \"", config.cri_socket, "\" (see the gRPC log above)"));
   }
-  if (::chmod(config.cri_socket.c_str(), 0660) != 0) {
+  if (server->socket_activated_) {
+    server->activated_listener_ =
+        std::make_unique<ActivatedListener>(activated, server->grpc_server_.get());
+  } else if (::chmod(config.cri_socket.c_str(), 0660) != 0) {
     absl::Status status = ErrnoToStatus(errno, StrCat("chmod \"", config.cri_socket, "\""));
     server->Shutdown();
     return status;
   }
-  kLog.Info("serving the CRI on {} (VM driver: {})", config.cri_socket, server->driver_->Name());
+  kLog.Info("serving the CRI on {}{} (VM driver: {})", config.cri_socket,
+            server->socket_activated_ ? " (socket from systemd)" : "", server->driver_->Name());
 
   // vmlet's own API on its own socket.
   VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.vmspec_socket));
@@ -164,13 +174,14 @@ void Server::Shutdown() {
   shut_down_ = true;
   // A pull in flight would hold the shutdown for as long as its download.
   if (cri_ != nullptr && cri_->images() != nullptr) cri_->images()->CancelAll();
+  if (activated_listener_ != nullptr) activated_listener_->Stop();  // No new connections.
   if (grpc_server_ != nullptr) {
     kLog.Info("shutting down: waiting up to {}s for calls in flight",
               config_.shutdown_timeout_seconds);
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::seconds(config_.shutdown_timeout_seconds));
     grpc_server_->Wait();
-    (void)RemoveFileIfExists(config_.cri_socket);
+    if (!socket_activated_) (void)RemoveFileIfExists(config_.cri_socket);
   }
   if (vmspec_server_ != nullptr) {
     vmspec_server_->Shutdown(std::chrono::system_clock::now() +

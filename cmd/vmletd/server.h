@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cmd/vmletd/config.h"
+#include "cmd/vmletd/socket_activation.h"
 #include "cri/cri_service.h"
 #include "cri/instrumented_service.h"
 #include "vmdriver/vm_driver.h"
@@ -25,7 +26,8 @@ absl::Status PrepareSocketPath(const std::string& path);
 
 class Server {
  public:
-  // Builds every part and starts serving; the socket has mode 0660.
+  // Builds every part and starts serving; the socket has mode 0660 (or is
+  // the one systemd passed, see socket_activation.h).
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Config& config);
   ~Server();
 
@@ -44,6 +46,8 @@ class Server {
   std::unique_ptr<cri::RuntimeServiceAdapter> runtime_service_;
   std::unique_ptr<cri::ImageServiceAdapter> image_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  bool socket_activated_ = false;  // The CRI socket came from systemd.
+  std::unique_ptr<ActivatedListener> activated_listener_;
   std::unique_ptr<vmspec::ImagesService> images_service_;
   std::unique_ptr<grpc::Server> vmspec_server_;  // The VM-spec socket.
   bool shut_down_ = false;

@@ -229,7 +229,7 @@ absl::Status VmletdProcess::Spawn() {
   ScopeGuard close_err([err_fd] { ::close(err_fd); });
 
   std::vector<std::string> args = {binary, "--config", config_path_};
-  if (!netns_.empty()) args.insert(args.begin(), {"/usr/bin/nsenter", "--net=" + netns_, "--"});
+  args.insert(args.begin(), wrapper_.begin(), wrapper_.end());
   std::vector<char*> argv = Argv(args);
   const pid_t parent = ::getpid();
   pid_t pid = ::fork();

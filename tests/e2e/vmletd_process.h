@@ -73,7 +73,12 @@ class VmletdProcess {
 
   // Runs vmletd (from the next start on) in the network namespace pinned at
   // `path`, through nsenter.
-  void set_netns(const std::string& path) { netns_ = path; }
+  void set_netns(const std::string& path) {
+    wrapper_ = {"/usr/bin/nsenter", "--net=" + path, "--"};
+  }
+  // Runs vmletd (from the next start on) through `wrapper` (a program that
+  // execs the rest of its command line, such as systemd-socket-activate).
+  void set_wrapper(std::vector<std::string> wrapper) { wrapper_ = std::move(wrapper); }
 
   // Starts vmletd and waits until the socket answers Version, for at most
   // `timeout`. Fails (with the log's tail) if vmletd exits first.
@@ -109,7 +114,7 @@ class VmletdProcess {
   std::string socket_path_;
   std::string state_dir_;
   std::string log_path_;
-  std::string netns_;
+  std::vector<std::string> wrapper_;
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;
