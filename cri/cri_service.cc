@@ -102,6 +102,20 @@ absl::Status CriService::Init() {
   return absl::OkStatus();
 }
 
+absl::Status CriService::MarkNotReadyAndTearDown(const SandboxRecord& sandbox) {
+  VMLET_ASSIGN_OR_RETURN(SandboxRecord updated,
+                         sandboxes_.Update(sandbox.id(), [](SandboxRecord& r) {
+                           r.set_state(state::v1::SANDBOX_STATE_NOTREADY);
+                           return absl::OkStatus();
+                         }));
+  // A failed teardown (a CNI plugin's DEL, say) must not keep vmletd from
+  // starting: StopPodSandbox and RemovePodSandbox try again.
+  if (absl::Status status = TearDownSandboxNetwork(updated); !status.ok()) {
+    kLog.Error("sandbox {}: {}", sandbox.id(), status.message());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CriService::ReconcileSandboxes() {
   for (const SandboxRecord& sandbox : sandboxes_.List()) {
     if (sandbox.state() == state::v1::SANDBOX_STATE_READY) {
@@ -114,27 +128,25 @@ absl::Status CriService::ReconcileSandboxes() {
       if (!restored.ok()) {
         kLog.Warning("sandbox {} lost its network ({}); marking it not ready", sandbox.id(),
                      restored.message());
-        VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(sandbox));
-        VMLET_RETURN_IF_ERROR(sandboxes_
-                                  .Update(sandbox.id(),
-                                          [](SandboxRecord& r) {
-                                            r.set_state(state::v1::SANDBOX_STATE_NOTREADY);
-                                            return absl::OkStatus();
-                                          })
-                                  .status());
+        VMLET_RETURN_IF_ERROR(MarkNotReadyAndTearDown(sandbox));
       }
       continue;
     }
     if (sandbox.state() == state::v1::SANDBOX_STATE_NOTREADY) {
       // A StopPodSandbox cut short between its steps.
-      VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(sandbox));
+      VMLET_RETURN_IF_ERROR(MarkNotReadyAndTearDown(sandbox));
       continue;
     }
     if (sandbox.state() != state::v1::SANDBOX_STATE_CREATING) continue;
     // RunPodSandbox was interrupted: undo it so that the kubelet's retry
     // starts afresh.
     kLog.Warning("sandbox {} was being created when vmletd stopped; undoing it", sandbox.id());
-    VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(sandbox));
+    if (absl::Status torn_down = TearDownSandboxNetwork(sandbox); !torn_down.ok()) {
+      // Keep it, visible, so that the kubelet's RemovePodSandbox retries.
+      kLog.Error("sandbox {}: {}; keeping it as not ready", sandbox.id(), torn_down.message());
+      VMLET_RETURN_IF_ERROR(MarkNotReadyAndTearDown(sandbox));
+      continue;
+    }
     VMLET_RETURN_IF_ERROR(RemoveTree(SandboxDir(sandbox.id())));
     VMLET_RETURN_IF_ERROR(sandboxes_.Delete(sandbox.id()));
     sandbox_names_.Release(SandboxName(sandbox.config().metadata()), sandbox.id());

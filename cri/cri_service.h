@@ -113,6 +113,9 @@ class CriService {
   // Applies what the driver knows of a VM to its container record.
   absl::Status ApplyVmInfo(const std::string& container_id, const vmdriver::VmInfo& info);
   absl::Status ReconcileSandboxes();
+  // At start-up: records the sandbox as not ready and tears its network
+  // down, logging (not returning) a failure of the teardown.
+  absl::Status MarkNotReadyAndTearDown(const SandboxRecord& sandbox);
   absl::Status ReconcileContainers();
 
   // Stops (forcibly when `timeout_seconds` <= 0) a running container and

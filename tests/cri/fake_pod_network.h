@@ -39,6 +39,7 @@ class FakePodNetwork : public network::PodNetwork {
   absl::Status Teardown(const network::PodNetworkConfig& config,
                         network::PodNetworkState* state) override {
     std::lock_guard lock(mu_);
+    if (!teardown_error_.ok()) return teardown_error_;
     active_.erase(config.sandbox_id);
     state->netns_path.clear();
     state->cni_config.clear();
@@ -63,6 +64,10 @@ class FakePodNetwork : public network::PodNetwork {
     std::lock_guard lock(mu_);
     setup_error_ = std::move(status);
   }
+  void FailTeardown(absl::Status status) {
+    std::lock_guard lock(mu_);
+    teardown_error_ = std::move(status);
+  }
   void LoseNamespaces() {
     std::lock_guard lock(mu_);
     lost_ = true;
@@ -80,6 +85,7 @@ class FakePodNetwork : public network::PodNetwork {
   mutable std::mutex mu_;
   absl::Status ready_;
   absl::Status setup_error_;
+  absl::Status teardown_error_;
   bool lost_ = false;
   int next_ = 0;
   int teardowns_ = 0;

@@ -101,6 +101,34 @@ TEST_F(RestartTest, ASandboxWhoseNetworkIsGoneIsReportedNotReady) {
   EXPECT_THAT(network_.Active(), ::testing::IsEmpty());
 }
 
+TEST_F(RestartTest, AFailingTeardownDoesNotKeepVmletdFromStarting) {
+  std::string ready = RunSandbox("web");
+  // An interrupted RunPodSandbox whose network cannot be torn down now.
+  state::v1::SandboxRecord creating;
+  creating.set_id(GenerateId());
+  *creating.mutable_config() = vmlet::testing::SandboxConfig("db");
+  creating.set_state(state::v1::SANDBOX_STATE_CREATING);
+  creating.mutable_network()->set_netns_path("/fake/netns/" + creating.id());
+  service_.reset();
+  ASSERT_TRUE(
+      store::WriteRecordFile(StrCat(StateDir(), "/sandboxes/", creating.id(), ".json"), creating)
+          .ok());
+  network_.LoseNamespaces();
+  network_.FailTeardown(absl::InternalError("CNI plugin \"bridge\" failed DEL: busy"));
+
+  Restart();  // Init succeeds.
+
+  EXPECT_EQ(SandboxStatus(ready).state(), v1::SANDBOX_NOTREADY);
+  // Kept, visible and not ready, so that the kubelet removes it (and the
+  // teardown is tried again then).
+  EXPECT_EQ(SandboxStatus(creating.id()).state(), v1::SANDBOX_NOTREADY);
+  network_.FailTeardown(absl::OkStatus());
+  v1::RemovePodSandboxRequest remove;
+  remove.set_pod_sandbox_id(creating.id());
+  v1::RemovePodSandboxResponse removed;
+  EXPECT_TRUE(service_->RemovePodSandbox(remove, &removed).ok());
+}
+
 TEST_F(RestartTest, AReadySandboxGetsItsNetworkBack) {
   std::string id = RunSandbox("web");
   Restart();
