@@ -138,9 +138,10 @@ absl::Status WireTapInNetns(const std::string& netns_path, const std::string& cn
       }
     }
     VMLET_RETURN_IF_ERROR(SetUp(tap, cni.mtu));
-    // The VM owns the pod's addresses now; the namespace keeps none, so
-    // nothing in it answers for them.
-    VMLET_RETURN_IF_ERROR(RunProcessOk({"ip", "address", "flush", "dev", cni_ifname}));
+    // The CNI interface keeps its addresses: plugins read them back at DEL
+    // (the bridge plugin finds its masquerade rules by them). They answer
+    // for nothing here: tc takes every frame that arrives on it before the
+    // namespace's stack could see it, so the VM alone owns the pod's IP.
     VMLET_RETURN_IF_ERROR(Redirect(cni_ifname, tap));
     VMLET_RETURN_IF_ERROR(Redirect(tap, cni_ifname));
     // DHCP from the VM stays here: a filter that matches without an

@@ -29,8 +29,9 @@ struct LinkInfo {
 absl::StatusOr<LinkInfo> GetLinkInNetns(const std::string& netns_path, const std::string& name);
 
 // Creates the persistent tap `tap` (multi-purpose tap with vnet headers),
-// gives it the MTU of `cni_ifname`, brings it up, moves the CNI interface's
-// addresses away (the VM owns them now) and installs the redirects.
+// gives it the MTU of `cni_ifname`, brings it up and installs the
+// redirects. The CNI interface keeps its addresses (CNI plugins read them
+// back at DEL); the namespace's stack never sees a frame for them.
 // Replaces what an earlier, interrupted call left.
 absl::Status WireTapInNetns(const std::string& netns_path, const std::string& cni_ifname,
                             const std::string& tap);

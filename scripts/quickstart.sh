@@ -81,6 +81,7 @@ echo "== its serial console, as the kubelet reads it (vmletctl logs demo -f foll
 ip=$("$CTL" logs demo | sed -n 's/.*VMLET-GUEST-DHCP ip=\([0-9.]*\).*/\1/p' | tail -n 1)
 if [ -n "$ip" ]; then
   echo "== the VM has the pod IP $ip and serves HTTP on it:"
-  /bin/busybox wget -q -T 5 -O - "http://$ip/" || true
+  python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end="")' "http://$ip/" || true
 fi
 echo "== remove it with: scripts/quickstart.sh --down"

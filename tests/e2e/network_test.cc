@@ -171,7 +171,7 @@ class NetworkTest : public ::testing::Test {
   std::string NetworkConfig() const {
     return StrCat(R"({"cniVersion": "1.0.0", "name": "vmlet-e2e", "plugins": [
   {"type": "bridge", "bridge": ")",
-                  kBridge, R"(", "isGateway": true, "ipMasq": false,
+                  kBridge, R"(", "isGateway": true, "ipMasq": true,
    "ipam": {"type": "host-local", "dataDir": ")",
                   dir_, R"(/ipam",
             "ranges": [[{"subnet": "10.250.9.0/24", "rangeStart": "10.250.9.10",
