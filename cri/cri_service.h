@@ -95,6 +95,9 @@ class CriService {
                               v1::ListContainersResponse* resp);
   absl::Status ReopenContainerLog(const v1::ReopenContainerLogRequest& req,
                                   v1::ReopenContainerLogResponse* resp);
+  // Runs the command in the VM through its guest agent; blocks the calling
+  // thread until the command ends or its timeout passes.
+  absl::Status ExecSync(const v1::ExecSyncRequest& req, v1::ExecSyncResponse* resp);
 
   // image_service.cc
   absl::Status ListImages(const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);

@@ -27,6 +27,7 @@ bool IsPolling(std::string_view method) {
                                                   "ImageStatus",
                                                   "ContainerStats",
                                                   "ListContainerStats",
+                                                  "ExecSync",  // Exec probes.
                                                   "PodSandboxStats",
                                                   "ListPodSandboxStats",
                                                   "StreamPodSandboxes",
@@ -48,6 +49,8 @@ bool IsCallerError(absl::StatusCode code) {
     case absl::StatusCode::kUnimplemented:
     case absl::StatusCode::kAborted:
     case absl::StatusCode::kCancelled:
+    // A deadline the caller set: ExecSync's timeout (a probe that timed out).
+    case absl::StatusCode::kDeadlineExceeded:
       return true;
     default:
       return false;
@@ -149,10 +152,11 @@ VMLET_FORWARD(RuntimeServiceAdapter, ContainerStatus)
 VMLET_FORWARD(RuntimeServiceAdapter, UpdateRuntimeConfig)
 VMLET_FORWARD(RuntimeServiceAdapter, Status)
 VMLET_FORWARD(RuntimeServiceAdapter, ReopenContainerLog)
+VMLET_FORWARD(RuntimeServiceAdapter, ExecSync)
 VMLET_NOT_YET(RuntimeServiceAdapter, UpdateContainerResources,
               "vCPU and memory changes of running VMs are planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, ExecSync, "exec through the QEMU guest agent is planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, Exec, "exec through the QEMU guest agent is planned")
+VMLET_NOT_YET(RuntimeServiceAdapter, Exec,
+              "streaming exec is planned; ExecSync (crictl exec -s) runs commands now")
 VMLET_NOT_YET(RuntimeServiceAdapter, Attach, "attaching to the serial console is planned")
 VMLET_NOT_YET(RuntimeServiceAdapter, PortForward, "port-forward into VMs is planned")
 VMLET_NOT_YET(RuntimeServiceAdapter, ContainerStats, "VM statistics are planned")

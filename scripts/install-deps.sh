@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs every Debian 12 package vmlet needs to build, test and run:
 # the toolchain and libraries, libvirt with QEMU, what the test guest is
-# made of (the cloud kernel, busybox-static, cpio), and the tools the image
-# tests use (a local registry, skopeo, umoci, syslinux for a bootable disk),
-# the pod network: the CNI plugins, iproute2 (ip, tc), iptables, nsenter,
-# and systemd (systemd-analyze and systemd-socket-activate for the unit tests).
+# made of (the cloud kernel, busybox-static, cpio, qemu-guest-agent), and
+# the tools the image tests use (a local registry, skopeo, umoci, syslinux
+# for a bootable disk), the pod network: the CNI plugins, iproute2 (ip, tc),
+# iptables, nsenter, and systemd (systemd-analyze and systemd-socket-activate
+# for the unit tests).
 # Runs as root (or through sudo); safe to run again.
 set -eu
 
@@ -15,7 +16,7 @@ PACKAGES="
   libcurl4-openssl-dev libarchive-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
-  linux-image-cloud-amd64 busybox-static cpio
+  linux-image-cloud-amd64 busybox-static cpio qemu-guest-agent
   docker-registry skopeo umoci syslinux syslinux-common dosfstools mtools
   containernetworking-plugins iproute2 iptables util-linux kmod
   systemd

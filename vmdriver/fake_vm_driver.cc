@@ -215,6 +215,36 @@ absl::Status FakeVmDriver::ReopenLog(std::string_view id) {
   return absl::OkStatus();  // The fake writes no log.
 }
 
+absl::StatusOr<ExecResult> FakeVmDriver::Exec(std::string_view id,
+                                              const std::vector<std::string>& argv,
+                                              absl::Duration timeout) {
+  ExecHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    VMLET_RETURN_IF_ERROR(TakeFailure("Exec"));
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return NotFound(id);
+    if (it->second.info.state != VmState::kRunning) {
+      return absl::FailedPreconditionError(
+          StrCat("VM \"", id, "\" is ", VmStateName(it->second.info.state), ", not running"));
+    }
+    if (argv.empty()) return absl::InvalidArgumentError("argv: empty: expected a command");
+    handler = exec_handler_;
+  }
+  if (handler) return handler(id, argv, timeout);
+  ExecResult echo;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    StrAppend(&echo.stdout_data, i == 0 ? "" : " ", argv[i]);
+  }
+  echo.stdout_data.push_back('\n');
+  return echo;
+}
+
+void FakeVmDriver::SetExecHandler(ExecHandler handler) {
+  std::lock_guard lock(mu_);
+  exec_handler_ = std::move(handler);
+}
+
 void FakeVmDriver::FailNext(std::string_view operation, absl::Status status) {
   std::lock_guard lock(mu_);
   failures_[std::string(operation)] = std::move(status);

@@ -5,9 +5,11 @@
 #ifndef VMLET_VMDRIVER_FAKE_VM_DRIVER_H_
 #define VMLET_VMDRIVER_FAKE_VM_DRIVER_H_
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "vmdriver/vm_driver.h"
 
@@ -32,16 +34,25 @@ class FakeVmDriver : public VmDriver {
   absl::StatusOr<std::vector<VmInfo>> List() override;
   void Watch(VmEventHandler handler) override;
   absl::Status ReopenLog(std::string_view id) override;
+  // For a running VM: what the exec handler answers; without a handler, an
+  // echo (exit code 0, argv joined by spaces and a newline on stdout).
+  absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
+                                  absl::Duration timeout) override;
 
   // Test controls.
   // The next call of `operation` ("Create", "Start", "Stop", "Destroy",
-  // "Remove") fails with `status` and changes nothing.
+  // "Remove", "Exec") fails with `status` and changes nothing.
   void FailNext(std::string_view operation, absl::Status status);
   // Makes CheckReachable and every operation answer `status` until reset
   // with an OK status.
   void SetReachable(absl::Status status);
   // Ends a running VM as a guest would, and sends the event.
   absl::Status SimulateExit(std::string_view id, int32_t exit_code, std::string reason);
+  // Answers every later Exec of a running VM. Called without the driver's
+  // lock held, on the thread that called Exec.
+  using ExecHandler = std::function<absl::StatusOr<ExecResult>(
+      std::string_view id, const std::vector<std::string>& argv, absl::Duration timeout)>;
+  void SetExecHandler(ExecHandler handler);
   // The config a VM was created with.
   absl::StatusOr<VmConfig> ConfigOf(std::string_view id);
 
@@ -65,6 +76,7 @@ class FakeVmDriver : public VmDriver {
   std::map<std::string, absl::Status, std::less<>> failures_;
   absl::Status reachable_;
   VmEventHandler handler_;
+  ExecHandler exec_handler_;
 };
 
 // A driver that answers UNAVAILABLE to everything, with the reason given.
@@ -84,6 +96,10 @@ class UnavailableVmDriver : public VmDriver {
   absl::StatusOr<std::vector<VmInfo>> List() override { return Error(); }
   void Watch(VmEventHandler) override {}
   absl::Status ReopenLog(std::string_view) override { return Error(); }
+  absl::StatusOr<ExecResult> Exec(std::string_view, const std::vector<std::string>&,
+                                  absl::Duration) override {
+    return Error();
+  }
 
  private:
   absl::Status Error() const { return absl::UnavailableError(reason_); }

@@ -5,6 +5,7 @@
 #ifndef VMLET_VMDRIVER_VM_DRIVER_H_
 #define VMLET_VMDRIVER_VM_DRIVER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -47,6 +48,18 @@ struct VmEvent {
 };
 
 using VmEventHandler = std::function<void(const VmEvent&)>;
+
+// The most of each of stdout and stderr that Exec returns (the CRI caps
+// ExecSync output at the same size).
+inline constexpr size_t kMaxExecOutputBytes = size_t{16} << 20;  // 16 MiB.
+
+// What a command run in the guest by Exec did.
+struct ExecResult {
+  int exit_code = 0;  // The command's exit code, or 128 + the signal that ended it.
+  std::string stdout_data, stderr_data;
+  // stdout or stderr was longer than kMaxExecOutputBytes and was cut there.
+  bool output_truncated = false;
+};
 
 // All methods may be called from any thread concurrently. Operations on one
 // VM are serialised by the driver. Events are delivered on a thread of the
@@ -93,6 +106,16 @@ class VmDriver {
   // Reopens the VM's console log file (after the kubelet rotated it).
   // NOT_FOUND for an unknown VM.
   virtual absl::Status ReopenLog(std::string_view id) = 0;
+
+  // Runs argv[0] with argv[1..] in the guest (guest-exec, output
+  // captured), waits at most `timeout` (zero: no limit). DEADLINE_EXCEEDED
+  // when it runs longer; FAILED_PRECONDITION when the VM is not running or
+  // has no guest agent connected; NOT_FOUND for an unknown id;
+  // INVALID_ARGUMENT for an empty argv. Blocks the calling thread while the
+  // command runs. Not serialised with the VM's other operations: several
+  // Execs may run in one VM at once, and a Stop ends them.
+  virtual absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
+                                          absl::Duration timeout) = 0;
 
   // Facts for the runtime's verbose Status (accelerator, versions, ...).
   virtual std::vector<std::pair<std::string, std::string>> StatusInfo() { return {}; }

@@ -47,11 +47,11 @@ class AdapterTest : public vmlet::testing::CriFixture {
 
 TEST_F(AdapterTest, UnimplementedRpcsSaySoWithAMessage) {
   RuntimeServiceAdapter runtime(service_.get());
-  v1::ExecSyncRequest request;
-  v1::ExecSyncResponse response;
-  grpc::Status status = runtime.ExecSync(&context_, &request, &response);
+  v1::ExecRequest request;
+  v1::ExecResponse response;
+  grpc::Status status = runtime.Exec(&context_, &request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("ExecSync"));
+  EXPECT_THAT(status.error_message(), HasSubstr("Exec"));
 
   ImageServiceAdapter images(service_.get());
   v1::PullImageRequest pull;
@@ -74,6 +74,17 @@ TEST_F(AdapterTest, HandlerErrorsReachTheWireWithTheirCode) {
   request.set_pod_sandbox_id(std::string(64, 'e'));
   v1::PodSandboxStatusResponse response;
   grpc::Status status = runtime.PodSandboxStatus(&context_, &request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr(std::string(64, 'e')));
+}
+
+TEST_F(AdapterTest, ExecSyncIsForwarded) {
+  RuntimeServiceAdapter runtime(service_.get());
+  v1::ExecSyncRequest request;
+  request.set_container_id(std::string(64, 'e'));
+  request.add_cmd("true");
+  v1::ExecSyncResponse response;
+  grpc::Status status = runtime.ExecSync(&context_, &request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr(std::string(64, 'e')));
 }

@@ -93,14 +93,8 @@ class LibvirtVmTest : public ::testing::Test {
     if (!vmletd_) return;
     // Remove every pod this test made, then check libvirt and the disk.
     if (vmletd_->running()) {
-      for (const std::string& id : sandboxes_) {
-        grpc::ClientContext context;
-        v1::RemovePodSandboxRequest request;
-        request.set_pod_sandbox_id(id);
-        v1::RemovePodSandboxResponse response;
-        grpc::Status status = vmletd_->runtime().RemovePodSandbox(&context, request, &response);
-        EXPECT_TRUE(status.ok()) << status.error_message();
-      }
+      absl::Status removed = vmletd_->RemovePodSandboxes(sandboxes_);
+      EXPECT_TRUE(removed.ok()) << removed;
     }
     std::string domains = Virsh({"list", "--all", "--name"});
     EXPECT_THAT(domains, Not(HasSubstr(namespace_))) << "a domain of this test is left";

@@ -138,15 +138,9 @@ class NetworkTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (vmletd_ && vmletd_->running()) {
-      for (const std::string& id : sandboxes_) {
-        grpc::ClientContext context;
-        v1::RemovePodSandboxRequest request;
-        request.set_pod_sandbox_id(id);
-        v1::RemovePodSandboxResponse response;
-        grpc::Status status = vmletd_->runtime().RemovePodSandbox(&context, request, &response);
-        EXPECT_TRUE(status.ok()) << status.error_message();
-      }
+    if (vmletd_) {
+      absl::Status removed = vmletd_->RemovePodSandboxes(sandboxes_);
+      EXPECT_TRUE(removed.ok()) << removed;
     }
     // Never leave a domain behind, even when the test failed.
     std::istringstream lines(Virsh({"list", "--all", "--name"}));

@@ -322,4 +322,19 @@ absl::Status VmletdProcess::Restart() {
   return Start();
 }
 
+absl::Status VmletdProcess::RemovePodSandboxes(const std::vector<std::string>& ids) {
+  if (!running()) return absl::OkStatus();
+  std::string errors;
+  for (const std::string& id : ids) {
+    grpc::ClientContext context;
+    runtime::v1::RemovePodSandboxRequest request;
+    request.set_pod_sandbox_id(id);
+    runtime::v1::RemovePodSandboxResponse response;
+    grpc::Status status = runtime().RemovePodSandbox(&context, request, &response);
+    if (!status.ok())
+      StrAppend(&errors, "RemovePodSandbox ", id, ": ", status.error_message(), "; ");
+  }
+  return errors.empty() ? absl::OkStatus() : absl::InternalError(errors);
+}
+
 }  // namespace vmlet::e2e

@@ -94,6 +94,10 @@ class VmletdProcess {
   // Kill() if running, then Start() on the same config and directories.
   absl::Status Restart();
 
+  // RemovePodSandbox of each of `ids` (when running), for a test's clean-up:
+  // the messages of the calls that failed, or OK.
+  absl::Status RemovePodSandboxes(const std::vector<std::string>& ids);
+
   // Stubs on a channel to the socket; a new channel after every Start.
   runtime::v1::RuntimeService::Stub& runtime() { return *runtime_; }
   runtime::v1::ImageService::Stub& image() { return *image_; }

@@ -6,6 +6,11 @@
 #   vmlet_test=ignore-acpi    ignores the power button (must be destroyed)
 #   vmlet_test=poweroff:N     powers off by itself after N seconds
 #   vmlet_test=ticker         prints "tick N" every 0.2 s, for log tests
+# In every mode, in the background, the QEMU guest agent (qemu-ga) serves the
+# virtio port org.qemu.guest_agent.0 and the guest prints
+# VMLET-GUEST-AGENT-READY; with the word vmlet_noagent on the command line
+# it prints VMLET-GUEST-AGENT-OFF instead and leaves the port closed (for
+# tests of a guest without an agent).
 # In every mode, in the background: when a virtio NIC shows up, the guest
 # prints the hostname of a cloud-init seed (an iso9660 disk labelled cidata)
 # if there is one, asks for an address by DHCP (busybox udhcpc), prints
@@ -13,12 +18,14 @@
 # 80 (busybox httpd); lines start with VMLET-GUEST-.
 #
 # usage: build-guest.sh OUTDIR    -> OUTDIR/vmlinuz OUTDIR/initrd.gz
-# Exits 77 (skip) when the packages are missing.
+# Exits 77 (skip) when the packages are missing (the kernel, busybox-static,
+# qemu-guest-agent).
 set -eu
 out=${1:?usage: build-guest.sh OUTDIR}
 kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1 || true)
-if [ -z "$kernel" ] || [ ! -x /bin/busybox ]; then
-  echo "build-guest: needs linux-image-cloud-amd64 and busybox-static" >&2
+qemu_ga=/usr/sbin/qemu-ga
+if [ -z "$kernel" ] || [ ! -x /bin/busybox ] || [ ! -x "$qemu_ga" ]; then
+  echo "build-guest: needs linux-image-cloud-amd64, busybox-static and qemu-guest-agent" >&2
   exit 77
 fi
 release=${kernel#/boot/vmlinuz-}
@@ -29,21 +36,30 @@ if [ -f "$out/initrd.gz" ] && [ -f "$out/vmlinuz" ] && [ "$out/initrd.gz" -nt "$
 fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/lib/modules"
+mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" \
+  "$root/lib/modules"
 cp /bin/busybox "$root/bin/"
 for applet in sh mount echo cat sleep poweroff insmod dd grep basename seq ls ip udhcpc httpd \
-    hostname mkdir printf sed sysctl; do
+    hostname mkdir printf sed sysctl mknod true false; do
   ln -s busybox "$root/bin/$applet"
 done
+# The guest agent, with every library it loads and the dynamic loader, each
+# at the path ldd names (the loader searches /lib/x86_64-linux-gnu itself).
+cp "$qemu_ga" "$root/bin/"
+for lib in $(ldd "$qemu_ga" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
 cp "$modules/drivers/input/evdev.ko" "$modules/drivers/acpi/button.ko" "$root/lib/modules/"
-# virtio NIC and disks, and iso9660 for the seed, with what they depend on,
-# in the order modprobe would load them; the init insmods them in this order.
-: >"$root/lib/modules/net.list"
-for module in virtio_pci virtio_net virtio_blk isofs; do
+# virtio NIC, disks and serial ports (the agent's), and iso9660 for the
+# seed, with what they depend on, in the order modprobe would load them; the
+# init insmods them in this order.
+: >"$root/lib/modules/virtio.list"
+for module in virtio_pci virtio_net virtio_blk virtio_console isofs; do
   modprobe -S "$release" --show-depends "$module" 2>/dev/null | awk '$1 == "insmod" { print $2 }'
 done | awk '!seen[$0]++' | while read -r path; do
   cp "$path" "$root/lib/modules/"
-  basename "$path" >>"$root/lib/modules/net.list"
+  basename "$path" >>"$root/lib/modules/virtio.list"
 done
 mkdir -p "$root/etc" "$root/www" "$root/seed"
 cat >"$root/etc/udhcpc.script" <<'DHCP'
@@ -74,10 +90,41 @@ cat >"$root/init" <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# The kernel passes init no PATH; commands run through the agent inherit it.
+export PATH=/bin
 insmod /lib/modules/evdev.ko
 insmod /lib/modules/button.ko
+mode=
+with_agent=yes
+for word in $(cat /proc/cmdline); do
+  case "$word" in
+    vmlet_test=*) mode=${word#vmlet_test=} ;;
+    vmlet_noagent) with_agent=no ;;
+  esac
+done
+# Starts qemu-ga on the virtio port named org.qemu.guest_agent.0 and prints
+# READY once qemu-ga holds the port open (libvirt connects when it does).
+agent() {
+  for i in $(seq 100); do
+    for port in /sys/class/virtio-ports/*; do
+      if [ "$(cat "$port/name" 2>/dev/null)" = org.qemu.guest_agent.0 ]; then
+        dev=/dev/$(basename "$port")
+        [ -e "$dev" ] || mknod "$dev" c $(sed 's/:/ /' "$port/dev")
+        qemu-ga -m virtio-serial -p "$dev" -t /run -l /run/qemu-ga.log &
+        pid=$!
+        until ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "$dev"; do
+          [ -d "/proc/$pid" ] || { echo "VMLET-GUEST-AGENT-FAILED"; cat /run/qemu-ga.log; return; }
+          sleep 0.05
+        done
+        echo "VMLET-GUEST-AGENT-READY"
+        return
+      fi
+    done
+    sleep 0.1
+  done
+  echo "VMLET-GUEST-AGENT-FAILED: no virtio port org.qemu.guest_agent.0"
+}
 network() {
-  for module in $(cat /lib/modules/net.list); do insmod "/lib/modules/$module" 2>/dev/null; done
   sleep 0.5
   for disk in /dev/vd?; do
     if mount -t iso9660 -o ro "$disk" /seed 2>/dev/null; then
@@ -96,11 +143,12 @@ network() {
     echo "VMLET-GUEST-DHCP-FAILED"
   fi
 }
-network &
-mode=
-for word in $(cat /proc/cmdline); do
-  case "$word" in vmlet_test=*) mode=${word#vmlet_test=} ;; esac
-done
+devices() {
+  for module in $(cat /lib/modules/virtio.list); do insmod "/lib/modules/$module" 2>/dev/null; done
+  if [ "$with_agent" = yes ]; then agent & else echo "VMLET-GUEST-AGENT-OFF"; fi
+  network
+}
+devices &
 case "$mode" in
   ignore-acpi) echo "VMLET-GUEST-READY mode=$mode"; while true; do sleep 3600; done ;;
   poweroff:*)

@@ -108,6 +108,12 @@ TEST(BuildDomainTest, FillsIdentityAndMetadata) {
   EXPECT_EQ(domain->metadata.log_path, vm.log_path);
 }
 
+TEST(BuildDomainTest, GivesEveryVmTheGuestAgentChannel) {
+  absl::StatusOr<Domain> domain = BuildDomain(KernelConfig(), DomainOptions{});
+  ASSERT_TRUE(domain.ok()) << domain.status();
+  EXPECT_EQ(domain->guest_agent_channel, "org.qemu.guest_agent.0");
+}
+
 TEST(BuildDomainTest, RoundsMemoryUpToWholeKiB) {
   VmConfig vm = KernelConfig();
   vm.memory_bytes = 16 * kMiB + 1;

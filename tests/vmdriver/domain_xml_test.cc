@@ -269,10 +269,23 @@ TEST(DomainXmlTest, WritesNoElementForEmptyOptionalFields) {
   ASSERT_TRUE(parsed.ok()) << *xml;
   for (const char* absent :
        {"/domain/uuid", "/domain/title", "/domain/cpu", "/domain/os/kernel", "/domain/devices/disk",
-        "/domain/devices/serial", "/domain/metadata/v:vm/*"}) {
+        "/domain/devices/serial", "/domain/devices/channel", "/domain/metadata/v:vm/*"}) {
     EXPECT_EQ(parsed.Count(absent), "0") << absent;
   }
   EXPECT_EQ(parsed.String("/domain/os/boot/@dev"), "hd");
+}
+
+TEST(DomainXmlTest, TheGuestAgentChannelIsAVirtioPortWhosePathLibvirtPicks) {
+  absl::StatusOr<std::string> xml = XmlFor(CaseNamed("disk_qcow2"));
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.Count("/domain/devices/channel"), "1");
+  EXPECT_EQ(parsed.String("/domain/devices/channel/@type"), "unix");
+  EXPECT_EQ(parsed.String("/domain/devices/channel/source/@mode"), "bind");
+  EXPECT_EQ(parsed.Count("/domain/devices/channel/source/@path"), "0");
+  EXPECT_EQ(parsed.String("/domain/devices/channel/target/@type"), "virtio");
+  EXPECT_EQ(parsed.String("/domain/devices/channel/target/@name"), "org.qemu.guest_agent.0");
 }
 
 TEST(DomainXmlTest, RejectsControlCharactersNamingTheElement) {

@@ -486,5 +486,46 @@ TEST(VmStateNameTest, NamesEveryState) {
   EXPECT_EQ(VmStateName(VmState::kExited), "exited");
 }
 
+TEST_F(FakeVmDriverTest, ExecEchoesItsArgumentsWithoutAHandler) {
+  CreateAndStartVm(kVm);
+  absl::StatusOr<ExecResult> result = driver_->Exec(kVm, {"echo", "", "hi"}, absl::Seconds(1));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->stdout_data, "echo  hi\n");
+  EXPECT_EQ(result->exit_code, 0);
+}
+
+TEST_F(FakeVmDriverTest, ExecAnswersWhatTheHandlerSays) {
+  CreateAndStartVm(kVm);
+  std::vector<std::string> seen;
+  driver_->SetExecHandler([&seen](std::string_view id, const std::vector<std::string>& argv,
+                                  absl::Duration timeout) -> absl::StatusOr<ExecResult> {
+    seen = argv;
+    seen.push_back(std::string(id));
+    seen.push_back(absl::FormatDuration(timeout));
+    return ExecResult{.exit_code = 7, .stdout_data = "", .stderr_data = "no\n"};
+  });
+  absl::StatusOr<ExecResult> result = driver_->Exec(kVm, {"false"}, absl::Seconds(3));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 7);
+  EXPECT_EQ(result->stderr_data, "no\n");
+  EXPECT_THAT(seen, ElementsAre("false", kVm, "3s"));
+}
+
+TEST_F(FakeVmDriverTest, ExecNeedsAKnownRunningVmAndACommand) {
+  EXPECT_EQ(driver_->Exec(kVm, {"true"}, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kNotFound);
+  CreateVm(kVm);
+  absl::Status status = driver_->Exec(kVm, {"true"}, absl::Seconds(1)).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Message(status), HasSubstr("created"));
+  ASSERT_TRUE(driver_->Start(kVm).ok());
+  EXPECT_EQ(driver_->Exec(kVm, {}, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  driver_->FailNext("Exec", absl::DeadlineExceededError("slow"));
+  EXPECT_EQ(driver_->Exec(kVm, {"true"}, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(driver_->Exec(kVm, {"true"}, absl::Seconds(1)).ok());
+}
+
 }  // namespace
 }  // namespace vmlet::vmdriver

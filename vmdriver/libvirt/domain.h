@@ -22,6 +22,10 @@ inline constexpr char kMetadataPrefix[] = "vmlet";
 // ever touches domains with this prefix and vmlet metadata.
 inline constexpr char kDomainNamePrefix[] = "vmlet-";
 
+// The name of the virtio serial port on which the QEMU guest agent in the
+// guest listens (qemu-ga's default); libvirt connects to it itself.
+inline constexpr char kGuestAgentChannel[] = "org.qemu.guest_agent.0";
+
 struct DomainMetadata {
   std::string container_id;
   std::string sandbox_id;
@@ -65,6 +69,9 @@ struct Domain {
   std::vector<Disk> disks;
   // The serial console: a unix socket QEMU listens on and vmletd reads.
   std::string console_socket;
+  // The virtio serial port of the guest agent (kGuestAgentChannel); its
+  // host side is a unix socket that libvirt names and connects to.
+  std::string guest_agent_channel;
 };
 
 // The domain as libvirt XML.

@@ -185,6 +185,8 @@ absl::StatusOr<Domain> BuildDomain(const VmConfig& vm, const DomainOptions& opti
     });
   }
   domain.console_socket = options.console_socket;
+  // Every VM can run a guest agent; ExecSync goes through it.
+  domain.guest_agent_channel = kGuestAgentChannel;
   return domain;
 }
 

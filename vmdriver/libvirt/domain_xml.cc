@@ -210,6 +210,21 @@ void WriteConsole(XmlWriter& w, const std::string& socket) {
   w.End();
 }
 
+void WriteGuestAgentChannel(XmlWriter& w, const std::string& name) {
+  // No source path: libvirt picks one under its own directory and connects
+  // to it when the guest opens the port.
+  w.Start("channel");
+  w.Attr("type", "unix");
+  w.Start("source");
+  w.Attr("mode", "bind");
+  w.End();
+  w.Start("target");
+  w.Attr("type", "virtio");
+  w.Attr("name", name);
+  w.End();
+  w.End();
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> WriteDomainXml(const Domain& d) {
@@ -247,6 +262,7 @@ absl::StatusOr<std::string> WriteDomainXml(const Domain& d) {
   w.ElementIfSet("emulator", d.emulator);  // Empty: libvirt's default emulator.
   for (const Disk& disk : d.disks) WriteDisk(w, disk);
   if (!d.console_socket.empty()) WriteConsole(w, d.console_socket);
+  if (!d.guest_agent_channel.empty()) WriteGuestAgentChannel(w, d.guest_agent_channel);
   w.Start("memballoon");
   w.Attr("model", "none");
   w.End();

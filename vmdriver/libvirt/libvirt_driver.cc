@@ -11,6 +11,7 @@
 #include "base/status.h"
 #include "base/str_util.h"
 #include "image/qcow2_overlay.h"
+#include "vmdriver/libvirt/guest_exec.h"
 #include "vmdriver/libvirt/libvirt_errors.h"
 #include "vmdriver/libvirt/nic_hotplug.h"
 
@@ -395,6 +396,26 @@ absl::Status LibvirtDriver::ReopenLog(std::string_view id) {
   if (it == vms_.end()) return absl::NotFoundError(StrCat("VM \"", id, "\" is not known"));
   if (!it->second.console) return absl::OkStatus();  // Nothing is being written.
   return it->second.console->Reopen();
+}
+
+absl::StatusOr<ExecResult> LibvirtDriver::Exec(std::string_view id,
+                                               const std::vector<std::string>& argv,
+                                               absl::Duration timeout) {
+  if (argv.empty()) {
+    return absl::InvalidArgumentError("argv: empty: expected the command to run in the guest");
+  }
+  VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
+  VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
+  ScopeGuard free_domain([domain] { virDomainFree(domain); });
+  int state = 0, reason = 0;
+  VMLET_RETURN_IF_ERROR(ReadState(domain, id, &state, &reason));
+  if (state != VIR_DOMAIN_RUNNING) {
+    return absl::FailedPreconditionError(StrCat("VM \"", id, "\" is not running (libvirt state ",
+                                                state, "): commands run only in a running guest"));
+  }
+  const char* name = virDomainGetName(domain);
+  const std::string vm_name = name != nullptr ? name : std::string(id);
+  return RunInGuest(LibvirtAgent(domain, vm_name), vm_name, argv, timeout);
 }
 
 std::vector<std::pair<std::string, std::string>> LibvirtDriver::StatusInfo() {

@@ -53,6 +53,10 @@ class LibvirtDriver : public VmDriver {
   absl::StatusOr<std::vector<VmInfo>> List() override;
   void Watch(VmEventHandler handler) override;
   absl::Status ReopenLog(std::string_view id) override;
+  // Through the guest agent (guest_exec.h); blocks the calling thread while
+  // the command runs, without holding the driver's lock.
+  absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
+                                  absl::Duration timeout) override;
   std::vector<std::pair<std::string, std::string>> StatusInfo() override;
 
  private:

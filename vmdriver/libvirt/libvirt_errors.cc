@@ -20,6 +20,8 @@ absl::StatusCode CodeForLibvirtError(int error_number) {
     case VIR_ERR_DOM_EXIST:
       return absl::StatusCode::kAlreadyExists;
     case VIR_ERR_OPERATION_INVALID:
+    case VIR_ERR_AGENT_UNRESPONSIVE:  // The guest runs no agent, or it hangs.
+    case VIR_ERR_AGENT_UNSYNCED:
       return absl::StatusCode::kFailedPrecondition;
     case VIR_ERR_XML_ERROR:
     case VIR_ERR_XML_DETAIL:
