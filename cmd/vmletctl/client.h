@@ -27,7 +27,7 @@ struct GlobalOptions {
   std::string vmspec_endpoint = "unix:///run/vmlet/vmspec.sock";
   // Per-call deadline; when unset, it depends on the CallKind.
   std::optional<int64_t> timeout_seconds;
-  std::string output = "table";  // "table" or "json".
+  std::string output = "table";  // "table", "json" or "yaml".
 };
 
 // What a call does, which decides its default deadline.
@@ -44,7 +44,6 @@ class Client {
   explicit Client(const GlobalOptions& options);
 
   const GlobalOptions& options() const { return options_; }
-  bool json() const { return options_.output == "json"; }
 
   // Calls `method` of the RuntimeService or ImageService stub with the
   // deadline of `kind`, `extra_seconds` later (e.g. a stop's grace period).

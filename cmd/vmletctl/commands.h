@@ -29,11 +29,17 @@ int RunPod(Client& client, Args args);
 int RemovePod(Client& client, Args args);
 int ListPods(Client& client, Args args);
 int Logs(Client& client, Args args);
+// `exec NAME -- COMMAND...` (exec_command.cc).
+int Exec(Client& client, Args args);
 
 // `image pull|ls|rm|inspect|import ...` (image_commands.cc); `images` is
 // `image ls`.
 int ImageCommand(Client& client, Args args);
 int ListImages(Client& client, Args args);
+
+// `doctor`: checks the node and explains what blocks running VMs
+// (doctor.cc).
+int Doctor(Client& client, Args args);
 
 }  // namespace vmlet::ctl
 

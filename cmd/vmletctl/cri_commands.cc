@@ -43,10 +43,11 @@ struct Query {
   Query(Client& client, std::string_view name, std::string_view usage_line)
       : output(client.options().output),
         flags(StrCat("cri ", name), StrCat("usage: vmletctl [options] cri ", usage_line,
-                                           "\n\nOptions:\n  -o FORMAT   table or json\n")) {
+                                           "\n\nOptions:\n  -o FORMAT   table, json or yaml\n")) {
     flags.AddOutput(&output);
   }
-  bool json() const { return output == "json"; }
+  // Whether to print the response as JSON or YAML rather than a table.
+  bool structured() const { return output != "table"; }
 
   std::string output;
   FlagSet flags;
@@ -66,8 +67,8 @@ int Version(Client& client, Args args) {
   v1::VersionResponse response;
   grpc::Status status = client.Runtime(&v1::RuntimeService::Stub::Version, request, &response);
   if (!status.ok()) return FailRpc("Version", status);
-  if (query.json()) {
-    PrintJson(response);
+  if (query.structured()) {
+    PrintMessage(response, query.output);
     return kExitOk;
   }
   std::printf("Version:  %s\nRuntimeName:  %s\nRuntimeVersion:  %s\nRuntimeApiVersion:  %s\n",
@@ -84,8 +85,8 @@ int Status(Client& client, Args args) {
   v1::StatusResponse response;
   grpc::Status status = client.Runtime(&v1::RuntimeService::Stub::Status, request, &response);
   if (!status.ok()) return FailRpc("Status", status);
-  if (query.json()) {
-    PrintJson(response);
+  if (query.structured()) {
+    PrintMessage(response, query.output);
     return kExitOk;
   }
   Table table({"CONDITION", "STATUS", "REASON", "MESSAGE"});
@@ -104,8 +105,8 @@ int Pods(Client& client, Args args) {
   grpc::Status status = client.Runtime(&v1::RuntimeService::Stub::ListPodSandbox,
                                        v1::ListPodSandboxRequest(), &response);
   if (!status.ok()) return FailRpc("ListPodSandbox", status);
-  if (query.json()) {
-    PrintJson(response);
+  if (query.structured()) {
+    PrintMessage(response, query.output);
     return kExitOk;
   }
   Table table({"POD ID", "AGE", "STATE", "NAME", "NAMESPACE", "ATTEMPT"});
@@ -125,8 +126,8 @@ int Containers(Client& client, Args args) {
   grpc::Status status = client.Runtime(&v1::RuntimeService::Stub::ListContainers,
                                        v1::ListContainersRequest(), &response);
   if (!status.ok()) return FailRpc("ListContainers", status);
-  if (query.json()) {
-    PrintJson(response);
+  if (query.structured()) {
+    PrintMessage(response, query.output);
     return kExitOk;
   }
   Table table({"CONTAINER", "IMAGE", "AGE", "STATE", "NAME", "ATTEMPT", "POD ID"});
@@ -146,8 +147,8 @@ int Images(Client& client, Args args) {
   grpc::Status status =
       client.Image(&v1::ImageService::Stub::ListImages, v1::ListImagesRequest(), &response);
   if (!status.ok()) return FailRpc("ListImages", status);
-  if (query.json()) {
-    PrintJson(response);
+  if (query.structured()) {
+    PrintMessage(response, query.output);
     return kExitOk;
   }
   Table table({"IMAGE", "IMAGE ID", "SIZE"});
@@ -159,11 +160,18 @@ int Images(Client& client, Args args) {
   return kExitOk;
 }
 
+// The format of a command that prints only JSON or YAML: YAML when the
+// global -o asks for it, else JSON.
+std::string StructuredDefault(const Client& client) {
+  return client.options().output == "yaml" ? "yaml" : "json";
+}
+
 // Prints {"status": <status>, "info": {<key>: <value>}} as crictl inspect
 // does: an info value that is JSON (vmletd's are) is embedded as such, any
 // other as a string.
 void PrintVerbose(const google::protobuf::Message& status,
-                  const google::protobuf::Map<std::string, std::string>& info) {
+                  const google::protobuf::Map<std::string, std::string>& info,
+                  std::string_view format) {
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
   std::string status_json;
@@ -178,13 +186,15 @@ void PrintVerbose(const google::protobuf::Message& status,
     first = false;
   }
   json += "}}";
-  std::fputs(IndentJson(json).c_str(), stdout);
+  PrintStructured(json, format);
 }
 
 int Inspect(Client& client, Args args) {
+  std::string output = StructuredDefault(client);
   FlagSet flags("cri inspect",
-                "usage: vmletctl [options] cri inspect ID\n\n"
-                "The verbose ContainerStatus of container ID, as JSON.\n");
+                "usage: vmletctl [options] cri inspect ID [-o json|yaml]\n\n"
+                "The verbose ContainerStatus of container ID, as JSON (the default) or YAML.\n");
+  flags.AddChoice("-o|--output", &output, {"json", "yaml"});
   if (auto done = flags.Parse(args, 1, 1)) return *done;
   v1::ContainerStatusRequest request;
   request.set_container_id(flags.positional()[0]);
@@ -193,14 +203,17 @@ int Inspect(Client& client, Args args) {
   grpc::Status status =
       client.Runtime(&v1::RuntimeService::Stub::ContainerStatus, request, &response);
   if (!status.ok()) return FailRpc("ContainerStatus", status);
-  PrintVerbose(response.status(), response.info());
+  PrintVerbose(response.status(), response.info(), output);
   return kExitOk;
 }
 
 int InspectPod(Client& client, Args args) {
-  FlagSet flags("cri inspectp",
-                "usage: vmletctl [options] cri inspectp POD_ID\n\n"
-                "The verbose PodSandboxStatus of pod sandbox POD_ID, as JSON.\n");
+  std::string output = StructuredDefault(client);
+  FlagSet flags(
+      "cri inspectp",
+      "usage: vmletctl [options] cri inspectp POD_ID [-o json|yaml]\n\n"
+      "The verbose PodSandboxStatus of pod sandbox POD_ID, as JSON (the default) or YAML.\n");
+  flags.AddChoice("-o|--output", &output, {"json", "yaml"});
   if (auto done = flags.Parse(args, 1, 1)) return *done;
   v1::PodSandboxStatusRequest request;
   request.set_pod_sandbox_id(flags.positional()[0]);
@@ -209,7 +222,7 @@ int InspectPod(Client& client, Args args) {
   grpc::Status status =
       client.Runtime(&v1::RuntimeService::Stub::PodSandboxStatus, request, &response);
   if (!status.ok()) return FailRpc("PodSandboxStatus", status);
-  PrintVerbose(response.status(), response.info());
+  PrintVerbose(response.status(), response.info(), output);
   return kExitOk;
 }
 

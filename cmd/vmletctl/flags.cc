@@ -127,8 +127,9 @@ std::optional<int> FlagSet::Parse(std::span<const std::string> args, size_t min_
     }
   }
   if (positional_.size() < min_positional) {
-    return Error(StrCat("\"", command_, "\" needs ", min_positional, " argument",
-                        min_positional == 1 ? "" : "s", ", got ", positional_.size()));
+    return Error(StrCat("\"", command_, "\" needs ",
+                        max_positional > min_positional ? "at least " : "", min_positional,
+                        " argument", min_positional == 1 ? "" : "s", ", got ", positional_.size()));
   }
   if (positional_.size() > max_positional) {
     return Error(StrCat("\"", command_, "\" takes at most ", max_positional, " argument",

@@ -39,8 +39,8 @@ class FlagSet {
   void AddBool(std::string_view names, bool* value);
   // One of `choices`.
   void AddChoice(std::string_view names, std::string* value, std::vector<std::string> choices);
-  // "-o|--output": table or json.
-  void AddOutput(std::string* value) { AddChoice("-o|--output", value, {"table", "json"}); }
+  // "-o|--output": table, json or yaml.
+  void AddOutput(std::string* value) { AddChoice("-o|--output", value, {"table", "json", "yaml"}); }
 
   // Parses `args` (the words after the command's name) and checks that
   // between `min_positional` and `max_positional` positional arguments were

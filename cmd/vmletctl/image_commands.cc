@@ -213,7 +213,7 @@ std::string DigestOf(const std::string& repo_digest) {
   return at == std::string::npos ? repo_digest : repo_digest.substr(at + 1);
 }
 
-void PrintImagesAsJson(const std::vector<ImageRow>& rows) {
+void PrintImages(const std::vector<ImageRow>& rows, std::string_view format) {
   std::string json = "{\"images\":[";
   for (size_t i = 0; i < rows.size(); ++i) {
     const v1::Image& image = rows[i].image;
@@ -232,7 +232,7 @@ void PrintImagesAsJson(const std::vector<ImageRow>& rows) {
               ",\"pinned\":", image.pinned() ? "true" : "false", "}");
   }
   json += "]}";
-  std::fputs(IndentJson(json).c_str(), stdout);
+  PrintStructured(json, format);
 }
 
 }  // namespace
@@ -249,7 +249,7 @@ int ListImages(Client& client, Args args) {
                 "filesystem). Also \"vmletctl images\".\n"
                 "\n"
                 "Options:\n"
-                "  -o FORMAT     table or json\n"
+                "  -o FORMAT     table, json or yaml\n"
                 "  --digests     show the repo digests\n"
                 "  -q, --quiet   only the full image ids, one a line\n");
   flags.AddOutput(&output);
@@ -278,8 +278,8 @@ int ListImages(Client& client, Args args) {
     for (const ImageRow& row : rows) std::printf("%s\n", row.image.id().c_str());
     return kExitOk;
   }
-  if (output == "json") {
-    PrintImagesAsJson(rows);
+  if (output != "table") {
+    PrintImages(rows, output);
     return kExitOk;
   }
   std::vector<std::string> header = {"IMAGE", "ID", "SIZE", "LAYOUT"};
@@ -378,12 +378,14 @@ int Remove(Client& client, Args args) {
 
 int Inspect(Client& client, Args args) {
   FlagSet flags("image inspect",
-                "usage: vmletctl [options] image inspect REF\n"
+                "usage: vmletctl [options] image inspect REF [-o json|yaml]\n"
                 "\n"
-                "The image REF names, as JSON: \"image\" as the CRI describes it, and \"info\"\n"
-                "with its source (registry, http, import, local), origin, layout (disk,\n"
-                "kernel, container), filesystem and config (user, entrypoint, cmd, env,\n"
-                "working_dir, labels). Exits 1 if there is no such image.\n");
+                "The image REF names, as JSON (or YAML): \"image\" as the CRI describes it,\n"
+                "and \"info\" with its source (registry, http, import, local), origin,\n"
+                "layout (disk, kernel, container), filesystem and config (user, entrypoint,\n"
+                "cmd, env, working_dir, labels). Exits 1 if there is no such image.\n");
+  std::string output = client.options().output == "yaml" ? "yaml" : "json";
+  flags.AddChoice("-o|--output", &output, {"json", "yaml"});
   if (auto done = flags.Parse(args, 1, 1)) return *done;
   const std::string& ref = flags.positional()[0];
   v1::ImageStatusResponse response;
@@ -405,9 +407,7 @@ int Inspect(Client& client, Args args) {
     }
     info += "}";
   }
-  std::fputs(
-      IndentJson(StrCat("{\"image\":", MessageJson(*image), ",\"info\":", info, "}")).c_str(),
-      stdout);
+  PrintStructured(StrCat("{\"image\":", MessageJson(*image), ",\"info\":", info, "}"), output);
   return kExitOk;
 }
 

@@ -132,24 +132,19 @@ int Logs(Client& client, Args args) {
   if (auto done = flags.Parse(args, 1, 1)) return *done;
   const std::string& name = flags.positional()[0];
 
-  std::vector<v1::PodSandbox> pods;
-  grpc::Status status = FindPodSandboxes(client, name, namespace_, &pods);
-  if (!status.ok()) return FailRpc("ListPodSandbox", status);
-  if (pods.empty()) return Fail(StrCat(DescribePod(name, namespace_), " not found"));
-  std::vector<v1::Container> containers;
-  status = ListPodContainers(client, pods[0].id(), &containers);
-  if (!status.ok()) return FailRpc("ListContainers", status);
-  if (containers.empty()) return Fail(StrCat(DescribePod(name, namespace_), " has no VM"));
+  std::optional<v1::Container> vm = FindPodVm(client, name, namespace_);
+  if (!vm.has_value()) return kExitFailure;
 
   v1::ContainerStatusRequest request;
-  request.set_container_id(containers[0].id());
+  request.set_container_id(vm->id());
   v1::ContainerStatusResponse response;
-  status = client.Runtime(&v1::RuntimeService::Stub::ContainerStatus, request, &response);
-  if (!status.ok()) return FailRpc(StrCat("ContainerStatus \"", containers[0].id(), "\""), status);
+  grpc::Status status =
+      client.Runtime(&v1::RuntimeService::Stub::ContainerStatus, request, &response);
+  if (!status.ok()) return FailRpc(StrCat("ContainerStatus \"", vm->id(), "\""), status);
   const std::string& path = response.status().log_path();
   if (path.empty()) {
     return Fail(
-        StrCat("container \"", containers[0].id(), "\" of ", DescribePod(name, namespace_),
+        StrCat("container \"", vm->id(), "\" of ", DescribePod(name, namespace_),
                " has no log file: the sandbox has no log_directory or the container no log_path"));
   }
   return PrintLog(path, follow);

@@ -4,7 +4,7 @@
 //
 //   vmletctl [--endpoint unix:///run/vmlet/cri.sock]
 //            [--vmspec-endpoint unix:///run/vmlet/vmspec.sock] [--timeout SECONDS]
-//            [-o table|json] run|rm|ls|logs|image|cri ...
+//            [-o table|json|yaml] run|rm|ls|logs|image|cri|doctor ...
 //
 // This file parses the options that precede the command and dispatches;
 // each command parses its own (flags.h).
@@ -32,6 +32,7 @@ constexpr char kUsage[] =
     "  rm NAME                  stop and remove a VM pod\n"
     "  ls                       VM pods: state, vCPUs, memory, image, age (also \"vm ls\")\n"
     "  logs NAME [-f]           a VM pod's serial console log\n"
+    "  exec NAME -- CMD [ARG]   run a command in the guest (needs qemu-guest-agent)\n"
     "\n"
     "Images (see \"vmletctl image --help\"):\n"
     "  image pull REF           pull from a registry or URL, with progress; prints the id\n"
@@ -40,6 +41,9 @@ constexpr char kUsage[] =
     "  image inspect REF        an image's origin, layout and config, as JSON\n"
     "  image import FILE --name REF\n"
     "                           store a qcow2 or raw disk file as an image; prints the id\n"
+    "\n"
+    "The node:\n"
+    "  doctor                   check KVM, libvirt, QEMU, CNI, state and sockets; explain fixes\n"
     "\n"
     "The CRI, one call at a time, for scripts (see \"vmletctl cri --help\"):\n"
     "  cri version|status|pods|ps|images|inspect|inspectp\n"
@@ -54,7 +58,7 @@ constexpr char kUsage[] =
     "  --timeout SEC     per-call deadline in seconds (default 10 for queries, 120 for calls\n"
     "                    that create, start, stop or remove; none for image pull\n"
     "                    and import)\n"
-    "  -o FORMAT         table (default) or json, for the listing commands\n"
+    "  -o FORMAT         table (default), json or yaml, for the listing commands\n"
     "  --help            print this help\n"
     "\n"
     "Run \"vmletctl COMMAND --help\" for the options of a command.\n";
@@ -64,7 +68,7 @@ using Handler = int (*)(Client&, Args);
 // The VM pod commands, also reachable as "vm COMMAND".
 const std::map<std::string, Handler, std::less<>>& PodCommands() {
   static const auto* const kCommands = new std::map<std::string, Handler, std::less<>>{
-      {"run", RunPod}, {"rm", RemovePod}, {"ls", ListPods}, {"logs", Logs}};
+      {"run", RunPod}, {"rm", RemovePod}, {"ls", ListPods}, {"logs", Logs}, {"exec", Exec}};
   return *kCommands;
 }
 
@@ -105,8 +109,9 @@ std::optional<int> ParseGlobalOptions(const std::vector<std::string>& args, Glob
       }
       options.timeout_seconds = seconds;
     } else {
-      if (value != "table" && value != "json") {
-        return UsageError("", StrCat(name, " \"", value, "\" is invalid: expected table or json"));
+      if (value != "table" && value != "json" && value != "yaml") {
+        return UsageError(
+            "", StrCat(name, " \"", value, "\" is invalid: expected table, json or yaml"));
       }
       options.output = value;
     }
@@ -136,7 +141,7 @@ int Main(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (command == "vm") {
-    if (rest.empty()) return UsageError("", "\"vm\" needs a command: run, rm, ls or logs");
+    if (rest.empty()) return UsageError("", "\"vm\" needs a command: run, rm, ls, logs or exec");
     command = rest[0];
     rest = rest.subspan(1);
     if (!PodCommands().contains(command)) {
@@ -147,6 +152,7 @@ int Main(const std::vector<std::string>& args) {
   if (command == "cri") return CriCommand(client, rest);
   if (command == "image") return ImageCommand(client, rest);
   if (command == "images") return ListImages(client, rest);
+  if (command == "doctor") return Doctor(client, rest);
   auto it = PodCommands().find(command);
   if (it == PodCommands().end()) {
     return UsageError("", StrCat("unknown command \"", command, "\""));

@@ -1,4 +1,4 @@
-// How vmletctl prints: aligned tables for people, JSON for scripts.
+// How vmletctl prints: aligned tables for people, JSON or YAML for scripts.
 #ifndef VMLET_CMD_VMLETCTL_OUTPUT_H_
 #define VMLET_CMD_VMLETCTL_OUTPUT_H_
 
@@ -24,15 +24,25 @@ class Table {
   std::vector<std::vector<std::string>> rows_;  // The header first.
 };
 
-// Prints `message` as indented JSON (protobuf's mapping: lowerCamelCase
-// field names, 64-bit numbers as strings, well-known types such as Struct
-// as plain JSON).
-void PrintJson(const google::protobuf::Message& message);
+// `json` (compact or not) printed as `format` says: "json" indented as
+// IndentJson does, "yaml" as JsonToYaml.
+void PrintStructured(std::string_view json, std::string_view format);
+
+// `message` in protobuf's JSON mapping (lowerCamelCase field names, 64-bit
+// numbers as strings, well-known types such as Struct as plain JSON, fields
+// at their defaults included), printed as PrintStructured does.
+void PrintMessage(const google::protobuf::Message& message, std::string_view format);
+
+// Well-formed JSON as block-style YAML, keys in their order: strings plain
+// when that reads back as the same string, else double-quoted; numbers,
+// booleans and null as they are; empty objects and arrays as {} and [].
+std::string JsonToYaml(std::string_view json);
 
 // `text` as a JSON string literal, quoted and escaped.
 std::string JsonQuote(std::string_view text);
 
-// Compact JSON `json` indented as PrintJson indents; keys keep their order.
+// Compact JSON `json` indented by one space a level, one value a line; keys
+// keep their order.
 std::string IndentJson(std::string_view json);
 
 // The time since `created_at_ns` (Unix nanoseconds): "42s", "7m", "5h", "3d".

@@ -242,8 +242,8 @@ std::string ImageName(const VmRow& row, const std::map<std::string, std::string>
   return it != names.end() ? it->second : image;
 }
 
-void PrintRowsAsJson(const std::vector<VmRow>& rows,
-                     const std::map<std::string, std::string>& images) {
+void PrintRows(const std::vector<VmRow>& rows, const std::map<std::string, std::string>& images,
+               std::string_view format) {
   std::string json = "{\"pods\":[";
   for (size_t i = 0; i < rows.size(); ++i) {
     const VmRow& row = rows[i];
@@ -263,7 +263,7 @@ void PrintRowsAsJson(const std::vector<VmRow>& rows,
               ",\"createdAt\":\"", row.pod.created_at(), "\"}");
   }
   json += "]}";
-  std::fputs(IndentJson(json).c_str(), stdout);
+  PrintStructured(json, format);
 }
 
 }  // namespace
@@ -271,7 +271,7 @@ void PrintRowsAsJson(const std::vector<VmRow>& rows,
 int ListPods(Client& client, Args args) {
   std::string output = client.options().output;
   FlagSet flags("ls",
-                "usage: vmletctl [options] ls [-o table|json]\n"
+                "usage: vmletctl [options] ls [-o table|json|yaml]\n"
                 "\n"
                 "The VM pods: each pod sandbox with its VM's state, IP, size and image.\n");
   flags.AddOutput(&output);
@@ -331,8 +331,8 @@ int ListPods(Client& client, Args args) {
     }
   }
 
-  if (output == "json") {
-    PrintRowsAsJson(rows, image_names);
+  if (output != "table") {
+    PrintRows(rows, image_names, output);
     return kExitOk;
   }
   Table table({"POD", "NAMESPACE", "STATE", "IP", "VCPUS", "MEMORY", "IMAGE", "AGE"});

@@ -42,6 +42,31 @@ grpc::Status ListPodContainers(Client& client, const std::string& pod_id,
   return grpc::Status::OK;
 }
 
+std::optional<v1::Container> FindPodVm(Client& client, const std::string& name,
+                                       const std::string& namespace_) {
+  std::vector<v1::PodSandbox> pods;
+  grpc::Status status = FindPodSandboxes(client, name, namespace_, &pods);
+  if (!status.ok()) {
+    FailRpc("ListPodSandbox", status);
+    return std::nullopt;
+  }
+  if (pods.empty()) {
+    Fail(StrCat(DescribePod(name, namespace_), " not found"));
+    return std::nullopt;
+  }
+  std::vector<v1::Container> containers;
+  status = ListPodContainers(client, pods[0].id(), &containers);
+  if (!status.ok()) {
+    FailRpc("ListContainers", status);
+    return std::nullopt;
+  }
+  if (containers.empty()) {
+    Fail(StrCat(DescribePod(name, namespace_), " has no VM"));
+    return std::nullopt;
+  }
+  return containers[0];
+}
+
 std::string DescribePod(const std::string& name, const std::string& namespace_) {
   return StrCat("pod \"", name, "\" in namespace \"", namespace_, "\"");
 }

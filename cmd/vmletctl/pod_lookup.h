@@ -2,6 +2,7 @@
 #ifndef VMLET_CMD_VMLETCTL_POD_LOOKUP_H_
 #define VMLET_CMD_VMLETCTL_POD_LOOKUP_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,12 @@ grpc::Status FindPodSandboxes(Client& client, const std::string& name,
 // The containers of sandbox `pod_id`, newest first.
 grpc::Status ListPodContainers(Client& client, const std::string& pod_id,
                                std::vector<v1::Container>* containers);
+
+// The newest container (the VM) of the newest sandbox of pod `name` in
+// `namespace_`. Prints what is wrong (no such pod, no VM, a failed call) and
+// returns nullopt when there is none.
+std::optional<v1::Container> FindPodVm(Client& client, const std::string& name,
+                                       const std::string& namespace_);
 
 // "pod \"NAME\" in namespace \"NS\"", for messages.
 std::string DescribePod(const std::string& name, const std::string& namespace_);

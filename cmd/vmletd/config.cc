@@ -1,5 +1,6 @@
 #include "cmd/vmletd/config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <functional>
 #include <map>
@@ -213,115 +214,251 @@ absl::Status SetImageTranslations(const YAML::Node& node, Config& config) {
   return absl::OkStatus();
 }
 
-// cni: {conf_dir: DIR, bin_dirs: [DIR, ...], plugin_timeout_seconds: N}
-absl::Status SetCni(const YAML::Node& node, Config& config) {
-  if (!node.IsMap()) {
+absl::Status SetCniBinDirs(const YAML::Node& node, Config& config) {
+  constexpr std::string_view kKey = "cni.bin_dirs";
+  if (!node.IsSequence() || node.size() == 0) {
     return absl::InvalidArgumentError(
-        "key \"cni\": expected a mapping with conf_dir, bin_dirs, plugin_timeout_seconds");
+        "key \"cni.bin_dirs\": expected a non-empty list of absolute directories");
   }
-  for (const auto& entry : node) {
-    const std::string name = entry.first.IsScalar() ? entry.first.Scalar() : "";
-    const std::string key = StrCat("cni.", name);
-    if (name == "conf_dir") {
-      VMLET_RETURN_IF_ERROR(
-          AbsolutePath(&Config::cni_conf_dir, "cni.conf_dir")(entry.second, config));
-    } else if (name == "bin_dirs") {
-      if (!entry.second.IsSequence() || entry.second.size() == 0) {
-        return absl::InvalidArgumentError(
-            "key \"cni.bin_dirs\": expected a non-empty list of absolute directories");
-      }
-      config.cni_bin_dirs.clear();
-      for (const auto& item : entry.second) {
-        VMLET_ASSIGN_OR_RETURN(std::string dir, Scalar(key, item));
-        if (dir.empty() || dir[0] != '/' || dir.find(':') != std::string::npos) {
-          return BadValue(key, dir, "an absolute directory without ':'");
-        }
-        config.cni_bin_dirs.push_back(dir);
-      }
-    } else if (name == "plugin_timeout_seconds") {
-      VMLET_RETURN_IF_ERROR(BoundedInt(&Config::cni_plugin_timeout_seconds,
-                                       "cni.plugin_timeout_seconds", 1,
-                                       3600)(entry.second, config));
-    } else {
-      return absl::InvalidArgumentError(StrCat(
-          "unknown key \"", key, "\" (known keys: conf_dir, bin_dirs, plugin_timeout_seconds)"));
+  config.cni_bin_dirs.clear();
+  for (const auto& item : node) {
+    VMLET_ASSIGN_OR_RETURN(std::string dir, Scalar(kKey, item));
+    if (dir.empty() || dir[0] != '/' || dir.find(':') != std::string::npos) {
+      return BadValue(kKey, dir, "an absolute directory without ':'");
     }
+    config.cni_bin_dirs.push_back(dir);
   }
   return absl::OkStatus();
 }
 
-const std::map<std::string, Setter, std::less<>>& Setters() {
-  static const auto* setters = new std::map<std::string, Setter, std::less<>>{
-      {"cri_socket", AbsolutePath(&Config::cri_socket, "cri_socket")},
-      {"vmspec_socket", AbsolutePath(&Config::vmspec_socket, "vmspec_socket")},
-      {"state_dir", AbsolutePath(&Config::state_dir, "state_dir")},
-      {"run_dir", AbsolutePath(&Config::run_dir, "run_dir")},
-      {"libvirt_uri",
-       [](const YAML::Node& node, Config& config) -> absl::Status {
+// Writes a value of a map or list key into `out`. An empty one is written
+// in flow style ("{}", "[]") whatever the emitter's default.
+using Emit = std::function<void(YAML::Emitter& out, const Config&)>;
+
+void EmitTls(YAML::Emitter& out, const image::TlsSettings& tls) {
+  if (!tls.ca_file.empty()) out << YAML::Key << "ca_file" << YAML::Value << tls.ca_file;
+  if (tls.insecure_skip_verify) {
+    out << YAML::Key << "insecure_skip_verify" << YAML::Value << true;
+  }
+  if (!tls.cert_file.empty()) out << YAML::Key << "cert_file" << YAML::Value << tls.cert_file;
+  if (!tls.key_file.empty()) out << YAML::Key << "key_file" << YAML::Value << tls.key_file;
+}
+
+bool TlsEmpty(const image::TlsSettings& tls) {
+  return tls.ca_file.empty() && !tls.insecure_skip_verify && tls.cert_file.empty() &&
+         tls.key_file.empty();
+}
+
+void EmitStringList(YAML::Emitter& out, const std::vector<std::string>& list) {
+  out << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& item : list) out << item;
+  out << YAML::EndSeq;
+}
+
+void EmitLocalImages(YAML::Emitter& out, const Config& config) {
+  if (config.local_images.empty()) out << YAML::Flow;
+  out << YAML::BeginMap;
+  for (const auto& [name, dir] : config.local_images) {
+    out << YAML::Key << name << YAML::Value << dir;
+  }
+  out << YAML::EndMap;
+}
+
+void EmitRegistries(YAML::Emitter& out, const Config& config) {
+  if (config.registries.empty()) out << YAML::Flow;
+  out << YAML::BeginMap;
+  for (const auto& [host, settings] : config.registries) {
+    out << YAML::Key << host << YAML::Value;
+    if (!settings.plain_http && TlsEmpty(settings.tls) && settings.mirrors.empty()) {
+      out << YAML::Flow;
+    }
+    out << YAML::BeginMap;
+    if (settings.plain_http) out << YAML::Key << "insecure" << YAML::Value << true;
+    EmitTls(out, settings.tls);
+    if (!settings.mirrors.empty()) {
+      out << YAML::Key << "mirrors" << YAML::Value;
+      EmitStringList(out, settings.mirrors);
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+}
+
+void EmitImageTranslations(YAML::Emitter& out, const Config& config) {
+  if (config.image_translations.empty()) out << YAML::Flow;
+  out << YAML::BeginSeq;
+  for (const image::TranslationRule& rule : config.image_translations) {
+    out << YAML::BeginMap;
+    if (!rule.name.empty()) out << YAML::Key << "name" << YAML::Value << rule.name;
+    if (!rule.regex.empty()) out << YAML::Key << "regex" << YAML::Value << rule.regex;
+    out << YAML::Key << "url" << YAML::Value << rule.url;
+    if (!TlsEmpty(rule.tls)) {
+      out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
+      EmitTls(out, rule.tls);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
+// One configuration key: how it is parsed and how its value is written.
+// Exactly one of `scalar` (a single value, written as it is) and
+// `collection` (a map or list, with `empty` saying when it holds nothing)
+// is set.
+struct KeySpec {
+  std::string_view key;  // Dotted for nested keys: "cni.conf_dir".
+  Setter set;
+  std::function<std::string(const Config&)> scalar;
+  Emit collection;
+  std::function<bool(const Config&)> empty;
+};
+
+KeySpec PathKey(std::string_view key, std::string Config::*field) {
+  return {.key = key, .set = AbsolutePath(field, key), .scalar = [field](const Config& config) {
+            return config.*field;
+          }};
+}
+
+KeySpec IntKey(std::string_view key, int Config::*field, int min, int max) {
+  return {.key = key,
+          .set = BoundedInt(field, key, min, max),
+          .scalar = [field](const Config& config) { return StrCat(config.*field); }};
+}
+
+// A string key whose value is one of `allowed`.
+KeySpec ChoiceKey(std::string_view key, std::string Config::*field,
+                  std::vector<std::string_view> allowed, std::string_view expected) {
+  return {.key = key,
+          .set = [key, field, allowed, expected](const YAML::Node& node,
+                                                 Config& config) -> absl::Status {
+            VMLET_ASSIGN_OR_RETURN(std::string value, Scalar(key, node));
+            for (std::string_view choice : allowed) {
+              if (value == choice) {
+                config.*field = value;
+                return absl::OkStatus();
+              }
+            }
+            return BadValue(key, value, expected);
+          },
+          .scalar = [field](const Config& config) { return config.*field; }};
+}
+
+// Every key, in the order of the reference (docs/configuration.md). The
+// parser, ConfigKeyValues and RenderConfigYaml all read this one table.
+const std::vector<KeySpec>& Keys() {
+  static const auto* keys = new std::vector<KeySpec>{
+      PathKey("cri_socket", &Config::cri_socket),
+      PathKey("vmspec_socket", &Config::vmspec_socket),
+      PathKey("state_dir", &Config::state_dir),
+      PathKey("run_dir", &Config::run_dir),
+      {.key = "libvirt_uri",
+       .set = [](const YAML::Node& node, Config& config) -> absl::Status {
          VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("libvirt_uri", node));
          if (value.find(":/") == std::string::npos) {
            return BadValue("libvirt_uri", value, "a libvirt URI such as qemu:///system");
          }
          config.libvirt_uri = value;
          return absl::OkStatus();
-       }},
-      {"accelerator",
-       [](const YAML::Node& node, Config& config) -> absl::Status {
+       },
+       .scalar = [](const Config& config) { return config.libvirt_uri; }},
+      {.key = "accelerator",
+       .set = [](const YAML::Node& node, Config& config) -> absl::Status {
          VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("accelerator", node));
-         if (value == "auto") {
-           config.accelerator = Accelerator::kAuto;
-         } else if (value == "kvm") {
-           config.accelerator = Accelerator::kKvm;
-         } else if (value == "tcg") {
-           config.accelerator = Accelerator::kTcg;
-         } else {
-           return BadValue("accelerator", value, "one of auto, kvm, tcg");
+         for (Accelerator accelerator :
+              {Accelerator::kAuto, Accelerator::kKvm, Accelerator::kTcg}) {
+           if (value == AcceleratorName(accelerator)) {
+             config.accelerator = accelerator;
+             return absl::OkStatus();
+           }
          }
-         return absl::OkStatus();
-       }},
-      {"log_level",
-       [](const YAML::Node& node, Config& config) -> absl::Status {
+         return BadValue("accelerator", value, "one of auto, kvm, tcg");
+       },
+       .scalar =
+           [](const Config& config) { return std::string(AcceleratorName(config.accelerator)); }},
+      {.key = "log_level",
+       .set = [](const YAML::Node& node, Config& config) -> absl::Status {
          VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("log_level", node));
          absl::StatusOr<LogLevel> level = ParseLogLevel(value);
          if (!level.ok()) return BadValue("log_level", value, "one of debug, info, warning, error");
          config.log_level = *level;
          return absl::OkStatus();
-       }},
-      {"shutdown_timeout_seconds",
-       BoundedInt(&Config::shutdown_timeout_seconds, "shutdown_timeout_seconds", 0, 3600)},
-      {"default_vcpus", BoundedInt(&Config::default_vcpus, "default_vcpus", 1, 512)},
-      {"default_memory_mib",
-       BoundedInt(&Config::default_memory_mib, "default_memory_mib", 16, 4 * 1024 * 1024)},
-      {"local_images", SetLocalImages},
-      {"registries", SetRegistries},
-      {"image_translations", SetImageTranslations},
-      {"pod_network",
-       [](const YAML::Node& node, Config& config) -> absl::Status {
-         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("pod_network", node));
-         if (value != "cni" && value != "none") {
-           return BadValue("pod_network", value, "cni or none");
-         }
-         config.pod_network = value;
-         return absl::OkStatus();
-       }},
-      {"cni", SetCni},
-      {"vm_driver",
-       [](const YAML::Node& node, Config& config) -> absl::Status {
-         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("vm_driver", node));
-         if (value != "libvirt" && value != "fake") {
-           return BadValue("vm_driver", value, "libvirt (\"fake\" is for the test suite only)");
-         }
-         config.vm_driver = value;
-         return absl::OkStatus();
-       }},
+       },
+       .scalar = [](const Config& config) { return std::string(LogLevelName(config.log_level)); }},
+      IntKey("shutdown_timeout_seconds", &Config::shutdown_timeout_seconds, 0, 3600),
+      IntKey("default_vcpus", &Config::default_vcpus, 1, 512),
+      IntKey("default_memory_mib", &Config::default_memory_mib, 16, 4 * 1024 * 1024),
+      {.key = "local_images",
+       .set = SetLocalImages,
+       .collection = EmitLocalImages,
+       .empty = [](const Config& config) { return config.local_images.empty(); }},
+      {.key = "registries",
+       .set = SetRegistries,
+       .collection = EmitRegistries,
+       .empty = [](const Config& config) { return config.registries.empty(); }},
+      {.key = "image_translations",
+       .set = SetImageTranslations,
+       .collection = EmitImageTranslations,
+       .empty = [](const Config& config) { return config.image_translations.empty(); }},
+      ChoiceKey("pod_network", &Config::pod_network, {"cni", "none"}, "cni or none"),
+      PathKey("cni.conf_dir", &Config::cni_conf_dir),
+      {.key = "cni.bin_dirs",
+       .set = SetCniBinDirs,
+       .collection = [](YAML::Emitter& out,
+                        const Config& config) { EmitStringList(out, config.cni_bin_dirs); },
+       .empty = [](const Config& config) { return config.cni_bin_dirs.empty(); }},
+      IntKey("cni.plugin_timeout_seconds", &Config::cni_plugin_timeout_seconds, 1, 3600),
+      ChoiceKey("vm_driver", &Config::vm_driver, {"libvirt", "fake"},
+                "libvirt (\"fake\" is for the test suite only)"),
   };
-  return *setters;
+  return *keys;
 }
 
-std::string KnownKeys() {
-  std::vector<std::string> keys;
-  for (const auto& [key, setter] : Setters()) keys.push_back(key);
-  return absl::StrJoin(keys, ", ");
+// "cni" for "cni.conf_dir"; the key itself for a top-level key.
+std::string_view SectionOf(std::string_view key) { return key.substr(0, key.find('.')); }
+
+const KeySpec* FindKey(std::string_view key) {
+  for (const KeySpec& spec : Keys()) {
+    if (spec.key == key) return &spec;
+  }
+  return nullptr;
+}
+
+// The names allowed at the top level (`section` empty) or inside a section,
+// in the reference's order.
+std::vector<std::string> NamesIn(std::string_view section) {
+  std::vector<std::string> names;
+  for (const KeySpec& spec : Keys()) {
+    std::string_view name = spec.key;
+    if (section.empty()) {
+      name = SectionOf(name);
+    } else if (SectionOf(name) == section && name.size() > section.size()) {
+      name.remove_prefix(section.size() + 1);
+    } else {
+      continue;
+    }
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.emplace_back(name);
+  }
+  return names;
+}
+
+absl::Status SetSection(std::string_view section, const YAML::Node& node, Config& config) {
+  const std::string known = absl::StrJoin(NamesIn(section), ", ");
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError(
+        StrCat("key \"", section, "\": expected a mapping with ", known));
+  }
+  for (const auto& entry : node) {
+    const std::string name = entry.first.IsScalar() ? entry.first.Scalar() : "";
+    const std::string key = StrCat(section, ".", name);
+    const KeySpec* spec = FindKey(key);
+    if (spec == nullptr) {
+      return absl::InvalidArgumentError(
+          StrCat("unknown key \"", key, "\" (known keys: ", known, ")"));
+    }
+    VMLET_RETURN_IF_ERROR(spec->set(entry.second, config));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
@@ -335,14 +472,39 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
       return absl::InvalidArgumentError("keys must be plain strings");
     }
     const std::string& key = entry.first.Scalar();
-    auto setter = Setters().find(key);
-    if (setter == Setters().end()) {
-      return absl::InvalidArgumentError(
-          StrCat("unknown key \"", key, "\" (known keys: ", KnownKeys(), ")"));
+    if (key.find('.') == std::string::npos) {  // Dotted keys are written nested.
+      if (const KeySpec* spec = FindKey(key); spec != nullptr) {
+        VMLET_RETURN_IF_ERROR(spec->set(entry.second, config));
+        continue;
+      }
+      if (!NamesIn(key).empty()) {
+        VMLET_RETURN_IF_ERROR(SetSection(key, entry.second, config));
+        continue;
+      }
     }
-    VMLET_RETURN_IF_ERROR(setter->second(entry.second, config));
+    return absl::InvalidArgumentError(
+        StrCat("unknown key \"", key, "\" (known keys: ", absl::StrJoin(NamesIn(""), ", "), ")"));
   }
   return config;
+}
+
+// The value of `spec` in `config` as ConfigKeyValues writes it.
+std::string ValueOf(const KeySpec& spec, const Config& config) {
+  if (spec.scalar) return spec.scalar(config);
+  if (spec.empty(config)) return "none";
+  YAML::Emitter out;
+  out.SetMapFormat(YAML::Flow);
+  out.SetSeqFormat(YAML::Flow);
+  spec.collection(out, config);
+  return out.c_str();
+}
+
+void EmitValue(YAML::Emitter& out, const KeySpec& spec, const Config& config) {
+  if (spec.scalar) {
+    out << spec.scalar(config);
+  } else {
+    spec.collection(out, config);
+  }
 }
 
 }  // namespace
@@ -375,6 +537,46 @@ absl::StatusOr<Config> ParseConfig(std::string_view yaml, std::string_view sourc
   }
   if (!config.ok()) return Annotate(config.status(), StrCat("config \"", source, "\""));
   return config;
+}
+
+std::vector<std::string> KnownConfigKeys() {
+  std::vector<std::string> keys;
+  for (const KeySpec& spec : Keys()) keys.emplace_back(spec.key);
+  return keys;
+}
+
+std::vector<std::pair<std::string, std::string>> ConfigKeyValues(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const KeySpec& spec : Keys()) values.emplace_back(spec.key, ValueOf(spec, config));
+  return values;
+}
+
+std::string RenderConfigYaml(const Config& config) {
+  YAML::Emitter out;
+  out << YAML::Comment(
+             "vmletd configuration in effect (vmletd --print-config): every key, defaults "
+             "included")
+      << YAML::BeginMap;
+  std::vector<std::string_view> done;  // Sections written already.
+  for (const KeySpec& spec : Keys()) {
+    const std::string_view section = SectionOf(spec.key);
+    if (section.size() == spec.key.size()) {
+      out << YAML::Key << std::string(spec.key) << YAML::Value;
+      EmitValue(out, spec, config);
+      continue;
+    }
+    if (std::find(done.begin(), done.end(), section) != done.end()) continue;
+    done.push_back(section);
+    out << YAML::Key << std::string(section) << YAML::Value << YAML::BeginMap;
+    for (const KeySpec& nested : Keys()) {
+      if (SectionOf(nested.key) != section || nested.key.size() == section.size()) continue;
+      out << YAML::Key << std::string(nested.key.substr(section.size() + 1)) << YAML::Value;
+      EmitValue(out, nested, config);
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+  return StrCat(out.c_str(), "\n");
 }
 
 absl::StatusOr<Config> LoadConfig(const std::string& path, bool must_exist) {

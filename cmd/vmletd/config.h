@@ -1,12 +1,15 @@
 // vmletd's configuration: /etc/vmlet/vmlet.yaml or the file named by
-// --config. Every key has a default (see README "Configuration"); an unknown
-// key or a bad value is an error that names the key.
+// --config. Every key has a default (docs/configuration.md, whose table a
+// test compares with ConfigKeyValues); an unknown key or a bad value is an
+// error that names the key. Every function here may be called from any
+// thread.
 #ifndef VMLET_CMD_VMLETD_CONFIG_H_
 #define VMLET_CMD_VMLETD_CONFIG_H_
 
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -61,6 +64,21 @@ absl::StatusOr<Config> ParseConfig(std::string_view yaml, std::string_view sourc
 // Loads `path`. When `must_exist` is false and the file does not exist,
 // the defaults are returned.
 absl::StatusOr<Config> LoadConfig(const std::string& path, bool must_exist);
+
+// Every key ParseConfig accepts, dotted for nested ones ("cni.conf_dir"), in
+// the order the reference lists them.
+std::vector<std::string> KnownConfigKeys();
+
+// Every configuration key, dotted for nested ones ("cni.conf_dir"), in the order the reference
+// lists them, with its value in `config` rendered as the reference writes defaults: strings and
+// numbers plain ("/run/vmlet/cri.sock", "10"), enums by name ("auto", "info"), lists in YAML flow
+// style
+// ("[/opt/cni/bin, /usr/lib/cni]"), empty maps and lists "none".
+std::vector<std::pair<std::string, std::string>> ConfigKeyValues(const Config& config);
+
+// `config` as a YAML document with every key, defaults included, that
+// ParseConfig reads back to the same values (vmletd --print-config).
+std::string RenderConfigYaml(const Config& config);
 
 }  // namespace vmlet
 

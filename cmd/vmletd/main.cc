@@ -1,9 +1,10 @@
 // vmletd: the vmlet CRI runtime daemon.
 //
-//   vmletd [--config FILE]
+//   vmletd [--config FILE] [--print-config]
 //
 // Reads /etc/vmlet/vmlet.yaml (or FILE), serves the CRI on cri_socket and
-// runs until SIGTERM or SIGINT, then shuts down gracefully.
+// runs until SIGTERM or SIGINT, then shuts down gracefully. With
+// --print-config it prints the configuration in effect and exits.
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
@@ -27,12 +28,14 @@ namespace {
 constexpr vmlet::Logger kLog("vmletd");
 
 constexpr char kUsage[] =
-    "usage: vmletd [--config FILE]\n"
+    "usage: vmletd [--config FILE] [--print-config]\n"
     "\n"
     "Runs the vmlet CRI runtime: every Kubernetes pod becomes a virtual machine.\n"
     "\n"
     "  --config FILE   configuration file (default /etc/vmlet/vmlet.yaml; a missing\n"
     "                  default file means every key takes its default)\n"
+    "  --print-config  print the configuration in effect as YAML (every key,\n"
+    "                  defaults included) and exit\n"
     "  --version       print the version and exit\n"
     "  --help          print this help and exit\n";
 
@@ -41,6 +44,7 @@ constexpr char kUsage[] =
 int main(int argc, char** argv) {
   std::string config_path(vmlet::kDefaultConfigPath);
   bool config_given = false;
+  bool print_config = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -51,7 +55,9 @@ int main(int argc, char** argv) {
       std::printf("vmletd %s\n", VMLET_VERSION);
       return 0;
     }
-    if (arg == "--config" && i + 1 < argc) {
+    if (arg == "--print-config") {
+      print_config = true;
+    } else if (arg == "--config" && i + 1 < argc) {
       config_path = argv[++i];
       config_given = true;
     } else if (arg.starts_with("--config=")) {
@@ -67,6 +73,10 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     std::fprintf(stderr, "vmletd: %s\n", std::string(config.status().message()).c_str());
     return 1;
+  }
+  if (print_config) {
+    std::fputs(vmlet::RenderConfigYaml(*config).c_str(), stdout);
+    return 0;
   }
   vmlet::SetLogLevel(config->log_level);
 

@@ -26,6 +26,7 @@ namespace {
 
 namespace v1 = ::runtime::v1;
 using ::testing::AllOf;
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::MatchesRegex;
@@ -138,6 +139,19 @@ TEST_F(VmletctlTest, RunsListsShowsTheLogOfAndRemovesAVmPod) {
   EXPECT_THAT(ls_json.output,
               AllOf(HasSubstr("\"name\": \"web\""), HasSubstr("\"state\": \"running\""),
                     HasSubstr("\"vcpus\": 2"), HasSubstr("\"podId\": \"" + pod_id + "\"")));
+  // The fake driver's Exec echoes the command as its output.
+  ExitStatus exec = Ctl({"exec", "web", "--timeout", "5", "--", "uname", "-a"});
+  ASSERT_EQ(exec.code, 0) << exec.output;
+  EXPECT_EQ(exec.output, "uname -a\n");
+  ExitStatus exec_missing = Ctl({"exec", "nosuchpod", "--", "true"});
+  EXPECT_EQ(exec_missing.code, 1);
+
+  ExitStatus ls_yaml = Ctl({"ls", "-o", "yaml"});
+  ASSERT_EQ(ls_yaml.code, 0) << ls_yaml.output;
+  EXPECT_THAT(ls_yaml.output, AllOf(HasSubstr("pods:\n  - name: web\n    namespace: default\n"),
+                                    HasSubstr("    state: running\n"), HasSubstr("    vcpus: 2\n"),
+                                    // Quoted only when it starts with a digit.
+                                    ContainsRegex("    podId: \"?" + pod_id + "\"?\n")));
 
   // The fake driver writes no console: write the log as vmletd would, with
   // a line split into partial (P) lines.
@@ -277,12 +291,15 @@ TEST(VmletctlUsageTest, ExitsTwoWithAMessageForBadUsage) {
       {{"run", "web", "--image", "x", "--bogus"}, "unknown option \"--bogus\" for \"run\""},
       {{"run", "web", "--image", "x", "--cpus", "two"}, "--cpus \"two\" is invalid"},
       {{"ls", "extra"}, "\"ls\" takes at most 0 arguments"},
-      {{"-o", "yaml", "ls"}, "-o \"yaml\" is invalid: expected table or json"},
+      {{"-o", "xml", "ls"}, "-o \"xml\" is invalid: expected table, json or yaml"},
+      {{"ls", "-o", "xml"}, "-o \"xml\" is invalid: expected table or json or yaml"},
+      {{"exec", "web"}, "\"exec\" needs at least 2 arguments"},
+      {{"exec", "web", "--timeout", "-1", "--", "true"}, "--timeout \"-1\" is invalid"},
       {{"--timeout", "0", "ls"}, "--timeout \"0\" is invalid"},
       {{"cri", "runp"}, "--name is required"},
       {{"cri", "create", "abc", "--name", "vm"}, "--image is required"},
       {{"cri", "stop", "--timeout", "soon", "abc"}, "--timeout \"soon\" is invalid"},
-      {{"cri", "rmp"}, "\"cri rmp\" needs 1 argument"},
+      {{"cri", "rmp"}, "\"cri rmp\" needs at least 1 argument"},
       {{"logs", "web", "--endpoint"}, "unknown option \"--endpoint\" for \"logs\""},
   };
   for (const Usage& c : cases) {
