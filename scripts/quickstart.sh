@@ -160,6 +160,6 @@ ip=$("$CTL" logs demo | sed -n 's/.*VMLET-GUEST-DHCP ip=\([0-9.]*\).*/\1/p' | ta
 say "the VM took the pod IP $ip by DHCP and serves HTTP on it:"
 python3 -c 'import sys, urllib.request
 print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end="")' "http://$ip/"
-say "follow its console with: $CTL logs demo -f"
+say "follow its console with: $CTL logs demo -f; type into it: $CTL console demo (^] leaves)"
 say "or with crictl: crictl --runtime-endpoint unix://$RUN_DIR/cri.sock pods"
 say "remove everything with: scripts/quickstart.sh --down"

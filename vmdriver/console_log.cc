@@ -133,7 +133,80 @@ absl::Status ConsoleLog::Reopen() {
 
 void ConsoleLog::SetTap(Tap tap) {
   std::lock_guard<std::mutex> lock(tap_mu_);
-  tap_ = std::move(tap);
+  if (tap) {
+    readers_[0] = std::move(tap);
+  } else {
+    readers_.erase(0);
+  }
+}
+
+int ConsoleLog::AddReader(Tap reader) {
+  std::lock_guard<std::mutex> lock(tap_mu_);
+  int handle = next_reader_++;
+  readers_[handle] = std::move(reader);
+  return handle;
+}
+
+void ConsoleLog::RemoveReader(int handle) {
+  if (handle <= 0) return;  // 0 belongs to SetTap.
+  std::lock_guard<std::mutex> lock(tap_mu_);
+  readers_.erase(handle);
+}
+
+bool ConsoleLog::connected() {
+  std::lock_guard<std::mutex> lock(conn_mu_);
+  return conn_fd_ >= 0;
+}
+
+void ConsoleLog::SetConnection(int fd) {
+  std::lock_guard<std::mutex> lock(conn_mu_);
+  conn_fd_ = fd;
+}
+
+absl::Status ConsoleLog::Write(std::string_view bytes) {
+  // One writer at a time, so that each call's bytes stay together.
+  std::lock_guard<std::mutex> write_lock(write_mu_);
+  int fd;
+  {
+    std::lock_guard<std::mutex> lock(conn_mu_);
+    if (conn_fd_ < 0) {
+      return absl::FailedPreconditionError(
+          StrCat("console of \"", socket_path_,
+                 "\" not connected: the VM is not running or its console socket is not up yet"));
+    }
+    // A descriptor of our own: the console thread may close its one on a
+    // reconnect meanwhile without this write landing on a reused number,
+    // and without waiting for a guest that is slow to take input.
+    fd = ::fcntl(conn_fd_, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return ErrnoToStatus(errno, StrCat("duplicating console \"", socket_path_, "\""));
+  }
+  ScopeGuard close_fd([fd] { ::close(fd); });
+  absl::Time deadline = absl::Now() + kWriteTimeout;
+  while (!bytes.empty()) {
+    // MSG_NOSIGNAL: a console closed under us is an EPIPE, not a SIGPIPE.
+    ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      bytes.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EPIPE || errno == ECONNRESET) {
+      return absl::FailedPreconditionError(
+          StrCat("console of \"", socket_path_, "\" not connected: it closed while writing"));
+    }
+    if (errno != EAGAIN) {
+      return ErrnoToStatus(errno, StrCat("writing to console \"", socket_path_, "\""));
+    }
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::UnavailableError(StrCat("writing to console \"", socket_path_,
+                                           "\": the guest took no input for ",
+                                           absl::FormatDuration(kWriteTimeout)));
+    }
+    pollfd out = {fd, POLLOUT, 0};
+    (void)::poll(&out, 1, PollTimeoutMillis(left));
+  }
+  return absl::OkStatus();
 }
 
 void ConsoleLog::Stop() {
@@ -152,7 +225,11 @@ void ConsoleLog::Run() {
   for (;;) {
     int fd = Connect();
     if (fd >= 0) {
-      ScopeGuard close_fd([fd] { ::close(fd); });
+      SetConnection(fd);
+      ScopeGuard close_fd([this, fd] {
+        SetConnection(-1);
+        ::close(fd);
+      });
       uint64_t before = bytes_read_.load();
       bool stopped = Pump(fd);
       FlushPartialLine();
@@ -241,7 +318,7 @@ void ConsoleLog::Consume(std::string_view bytes) {
   bytes_read_.fetch_add(bytes.size());
   {
     std::lock_guard<std::mutex> lock(tap_mu_);
-    if (tap_) tap_(bytes);
+    for (auto& [handle, reader] : readers_) reader(bytes);
   }
   if (log_path_.empty()) return;
   std::string lines;

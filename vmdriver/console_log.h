@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -69,8 +70,13 @@ class CriLogFormatter {
 // stall on a full console buffer) but nothing is written. Errors writing the
 // log are logged (category "console") and never stop the draining.
 //
-// Threads: Start, Reopen, SetTap, bytes_read and Stop may be called from any
-// thread except the console thread itself (that is, not from inside a tap).
+// Besides the log, any number of readers see the raw bytes (the attach and
+// console features build on them), and Write types into the console over
+// the same connection: QEMU has one client, so ConsoleLog multiplexes it.
+//
+// Threads: Start, Reopen, SetTap, AddReader, RemoveReader, Write, bytes_read
+// and Stop may be called from any thread except the console thread itself
+// (that is, not from inside a tap or reader).
 class ConsoleLog {
  public:
   // Receives every chunk read from the console, in order, before it is logged.
@@ -78,6 +84,7 @@ class ConsoleLog {
 
   static constexpr absl::Duration kMinBackoff = absl::Milliseconds(50);
   static constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
+  static constexpr absl::Duration kWriteTimeout = absl::Seconds(5);
 
   // Opens (creates, with its parent directory) the log file and starts the
   // console thread, which connects in the background: the socket need not
@@ -101,6 +108,24 @@ class ConsoleLog {
   // must return quickly. Once SetTap returns, the previous tap is not running
   // and will not be called again.
   void SetTap(Tap tap);
+
+  // Adds a reader that sees every chunk read from the console from now on,
+  // like a tap, and returns its handle. Readers run on the console thread,
+  // one after the other, and must return quickly (buffer, never block).
+  int AddReader(Tap reader);
+
+  // Removes a reader; once this returns it is not running and will not be
+  // called again. An unknown handle is ignored.
+  void RemoveReader(int handle);
+
+  // Writes `bytes` to the console (the guest reads them as typed input).
+  // FAILED_PRECONDITION when the console is not connected at the moment
+  // (QEMU not yet listening, between reconnects, after Stop); UNAVAILABLE
+  // when the guest does not take the bytes within kWriteTimeout.
+  absl::Status Write(std::string_view bytes);
+
+  // Whether the console thread holds a connection right now.
+  bool connected();
 
   // Wakes the console thread wherever it waits, lets it log what is already
   // readable and the unfinished line, and joins it. Idempotent.
@@ -136,8 +161,16 @@ class ConsoleLog {
   int log_fd_;                  // Guarded by log_mu_; -1 without a log path.
   bool write_failing_ = false;  // Guarded by log_mu_; to log a failure once.
 
+  void SetConnection(int fd);  // -1 when disconnected.
+
   std::mutex tap_mu_;
-  Tap tap_;  // Guarded by tap_mu_, which is held while it runs.
+  // Guarded by tap_mu_, which is held while they run. Handle 0 is SetTap's.
+  std::map<int, Tap> readers_;
+  int next_reader_ = 1;  // Guarded by tap_mu_.
+
+  std::mutex write_mu_;  // Held by Write throughout; taken before conn_mu_.
+  std::mutex conn_mu_;   // Held only briefly.
+  int conn_fd_ = -1;     // Guarded by conn_mu_; owned by the console thread.
 
   std::mutex stop_mu_;
   std::thread thread_;  // Guarded by stop_mu_ after Start.

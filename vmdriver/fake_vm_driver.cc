@@ -240,6 +240,49 @@ absl::StatusOr<ExecResult> FakeVmDriver::Exec(std::string_view id,
   return echo;
 }
 
+absl::StatusOr<int> FakeVmDriver::AttachConsole(std::string_view id, ConsoleReader reader) {
+  {
+    std::lock_guard lock(mu_);
+    if (!reachable_.ok()) return reachable_;
+    if (!vms_.contains(id)) return NotFound(id);
+  }
+  std::lock_guard lock(console_mu_);
+  int handle = next_console_handle_++;
+  consoles_[std::string(id)][handle] = std::move(reader);
+  return handle;
+}
+
+void FakeVmDriver::DetachConsole(std::string_view id, int handle) {
+  std::lock_guard lock(console_mu_);
+  auto it = consoles_.find(id);
+  if (it == consoles_.end()) return;
+  it->second.erase(handle);
+  if (it->second.empty()) consoles_.erase(it);
+}
+
+absl::Status FakeVmDriver::WriteConsole(std::string_view id, std::string_view bytes) {
+  {
+    std::lock_guard lock(mu_);
+    if (!reachable_.ok()) return reachable_;
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return NotFound(id);
+    if (it->second.info.state != VmState::kRunning) {
+      return absl::FailedPreconditionError(
+          StrCat("console of VM \"", id, "\" not connected: the VM is ",
+                 VmStateName(it->second.info.state), ", not running"));
+    }
+  }
+  SimulateConsoleOutput(id, bytes);
+  return absl::OkStatus();
+}
+
+void FakeVmDriver::SimulateConsoleOutput(std::string_view id, std::string_view bytes) {
+  std::lock_guard lock(console_mu_);
+  auto it = consoles_.find(id);
+  if (it == consoles_.end()) return;
+  for (auto& [handle, reader] : it->second) reader(bytes);
+}
+
 void FakeVmDriver::SetExecHandler(ExecHandler handler) {
   std::lock_guard lock(mu_);
   exec_handler_ = std::move(handler);

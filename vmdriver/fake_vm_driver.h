@@ -38,6 +38,11 @@ class FakeVmDriver : public VmDriver {
   // echo (exit code 0, argv joined by spaces and a newline on stdout).
   absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
                                   absl::Duration timeout) override;
+  // The fake's console echoes what is written to it back to its readers,
+  // as a terminal line discipline would.
+  absl::StatusOr<int> AttachConsole(std::string_view id, ConsoleReader reader) override;
+  void DetachConsole(std::string_view id, int handle) override;
+  absl::Status WriteConsole(std::string_view id, std::string_view bytes) override;
 
   // Test controls.
   // The next call of `operation` ("Create", "Start", "Stop", "Destroy",
@@ -53,6 +58,9 @@ class FakeVmDriver : public VmDriver {
   using ExecHandler = std::function<absl::StatusOr<ExecResult>(
       std::string_view id, const std::vector<std::string>& argv, absl::Duration timeout)>;
   void SetExecHandler(ExecHandler handler);
+  // Sends `bytes` to the console readers of VM `id`, as if the guest had
+  // printed them.
+  void SimulateConsoleOutput(std::string_view id, std::string_view bytes);
   // The config a VM was created with.
   absl::StatusOr<VmConfig> ConfigOf(std::string_view id);
 
@@ -77,6 +85,13 @@ class FakeVmDriver : public VmDriver {
   absl::Status reachable_;
   VmEventHandler handler_;
   ExecHandler exec_handler_;
+
+  // Held while readers run, so that DetachConsole waits for a running one.
+  // Never taken before mu_ is released; mu_ is never taken under it.
+  std::mutex console_mu_;
+  // VM id -> handle -> reader. Guarded by console_mu_.
+  std::map<std::string, std::map<int, ConsoleReader>, std::less<>> consoles_;
+  int next_console_handle_ = 1;  // Guarded by console_mu_.
 };
 
 // A driver that answers UNAVAILABLE to everything, with the reason given.
@@ -100,6 +115,9 @@ class UnavailableVmDriver : public VmDriver {
                                   absl::Duration) override {
     return Error();
   }
+  absl::StatusOr<int> AttachConsole(std::string_view, ConsoleReader) override { return Error(); }
+  void DetachConsole(std::string_view, int) override {}
+  absl::Status WriteConsole(std::string_view, std::string_view) override { return Error(); }
 
  private:
   absl::Status Error() const { return absl::UnavailableError(reason_); }

@@ -49,6 +49,11 @@ struct VmEvent {
 
 using VmEventHandler = std::function<void(const VmEvent&)>;
 
+// Receives the raw bytes the guest writes to its serial console, in order,
+// on a thread of the driver's; it must return quickly (buffer, never block)
+// and must not call the driver.
+using ConsoleReader = std::function<void(std::string_view bytes)>;
+
 // The most of each of stdout and stderr that Exec returns (the CRI caps
 // ExecSync output at the same size).
 inline constexpr size_t kMaxExecOutputBytes = size_t{16} << 20;  // 16 MiB.
@@ -116,6 +121,22 @@ class VmDriver {
   // Execs may run in one VM at once, and a Stop ends them.
   virtual absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
                                           absl::Duration timeout) = 0;
+
+  // Adds a reader of the VM's serial console (several may read at once) and
+  // returns the handle for DetachConsole. The reader sees what the guest
+  // prints from now on. NOT_FOUND for an unknown VM; FAILED_PRECONDITION
+  // when the VM has no console (never started, or exited).
+  virtual absl::StatusOr<int> AttachConsole(std::string_view id, ConsoleReader reader) = 0;
+
+  // Removes a reader; once this returns it is not running and will not be
+  // called again. Unknown VMs and handles are ignored.
+  virtual void DetachConsole(std::string_view id, int handle) = 0;
+
+  // Types `bytes` into the VM's serial console. NOT_FOUND for an unknown
+  // VM; FAILED_PRECONDITION when the VM is not running or its console is
+  // not connected. Writers are not serialised against each other beyond
+  // each call's bytes staying together.
+  virtual absl::Status WriteConsole(std::string_view id, std::string_view bytes) = 0;
 
   // Facts for the runtime's verbose Status (accelerator, versions, ...).
   virtual std::vector<std::pair<std::string, std::string>> StatusInfo() { return {}; }

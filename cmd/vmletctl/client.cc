@@ -25,13 +25,22 @@ Client::Client(const GlobalOptions& options) : options_(options) {
   image_ = v1::ImageService::NewStub(channel_);
 }
 
-vmspec_v1::Images::Stub& Client::Images() {
-  if (images_ == nullptr) {
+std::shared_ptr<grpc::Channel> Client::VmspecChannel() {
+  if (vmspec_channel_ == nullptr) {
     vmspec_channel_ =
         grpc::CreateChannel(Target(options_.vmspec_endpoint), grpc::InsecureChannelCredentials());
-    images_ = vmspec_v1::Images::NewStub(vmspec_channel_);
   }
+  return vmspec_channel_;
+}
+
+vmspec_v1::Images::Stub& Client::Images() {
+  if (images_ == nullptr) images_ = vmspec_v1::Images::NewStub(VmspecChannel());
   return *images_;
+}
+
+vmspec_v1::Console::Stub& Client::Console() {
+  if (console_ == nullptr) console_ = vmspec_v1::Console::NewStub(VmspecChannel());
+  return *console_;
 }
 
 void Client::SetDeadline(grpc::ClientContext& context, CallKind kind, int64_t extra_seconds) const {

@@ -13,6 +13,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "cri/v1/api.grpc.pb.h"
+#include "vmlet/vmspec/v1/console.grpc.pb.h"
 #include "vmlet/vmspec/v1/images.grpc.pb.h"
 
 namespace vmlet::ctl {
@@ -76,6 +77,8 @@ class Client {
   // channel is made on first use, so that commands that only talk to the
   // CRI never need that socket.
   vmspec_v1::Images::Stub& Images();
+  // The Console service on the same endpoint and channel.
+  vmspec_v1::Console::Stub& Console();
 
   // Sets the deadline of `kind` on `context` (none for kTransfer without
   // --timeout); for streaming calls, whose context the caller holds.
@@ -86,8 +89,11 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::RuntimeService::Stub> runtime_;
   std::unique_ptr<v1::ImageService::Stub> image_;
-  std::shared_ptr<grpc::Channel> vmspec_channel_;  // Null until Images() is first called.
+  // Null until Images() or Console() is first called.
+  std::shared_ptr<grpc::Channel> vmspec_channel_;
+  std::shared_ptr<grpc::Channel> VmspecChannel();
   std::unique_ptr<vmspec_v1::Images::Stub> images_;
+  std::unique_ptr<vmspec_v1::Console::Stub> console_;
 };
 
 // "NOT_FOUND" for grpc::StatusCode::NOT_FOUND, and so on.

@@ -31,6 +31,9 @@ int ListPods(Client& client, Args args);
 int Logs(Client& client, Args args);
 // `exec NAME -- COMMAND...` (exec_command.cc).
 int Exec(Client& client, Args args);
+// `console NAME [--escape CHAR]`: the VM's serial console, interactively
+// (console_command.cc).
+int Console(Client& client, Args args);
 
 // `image pull|ls|rm|inspect|import ...` (image_commands.cc); `images` is
 // `image ls`.

@@ -33,6 +33,7 @@ constexpr char kUsage[] =
     "  ls                       VM pods: state, vCPUs, memory, image, age (also \"vm ls\")\n"
     "  logs NAME [-f]           a VM pod's serial console log\n"
     "  exec NAME -- CMD [ARG]   run a command in the guest (needs qemu-guest-agent)\n"
+    "  console NAME             the guest's serial console, interactive (leave with ^])\n"
     "\n"
     "Images (see \"vmletctl image --help\"):\n"
     "  image pull REF           pull from a registry or URL, with progress; prints the id\n"
@@ -68,7 +69,8 @@ using Handler = int (*)(Client&, Args);
 // The VM pod commands, also reachable as "vm COMMAND".
 const std::map<std::string, Handler, std::less<>>& PodCommands() {
   static const auto* const kCommands = new std::map<std::string, Handler, std::less<>>{
-      {"run", RunPod}, {"rm", RemovePod}, {"ls", ListPods}, {"logs", Logs}, {"exec", Exec}};
+      {"run", RunPod}, {"rm", RemovePod}, {"ls", ListPods},
+      {"logs", Logs},  {"exec", Exec},    {"console", Console}};
   return *kCommands;
 }
 
@@ -141,7 +143,8 @@ int Main(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (command == "vm") {
-    if (rest.empty()) return UsageError("", "\"vm\" needs a command: run, rm, ls, logs or exec");
+    if (rest.empty())
+      return UsageError("", "\"vm\" needs a command: run, rm, ls, logs, exec or console");
     command = rest[0];
     rest = rest.subspan(1);
     if (!PodCommands().contains(command)) {

@@ -141,10 +141,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   // vmlet's own API on its own socket.
   VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.vmspec_socket));
   server->images_service_ = std::make_unique<vmspec::ImagesService>(server->cri_->images());
+  server->console_service_ =
+      std::make_unique<vmspec::ConsoleService>(server->cri_.get(), server->driver_.get());
   grpc::ServerBuilder vmspec_builder;
   vmspec_builder.AddListeningPort(StrCat("unix:", config.vmspec_socket),
                                   grpc::InsecureServerCredentials());
   vmspec_builder.RegisterService(server->images_service_.get());
+  vmspec_builder.RegisterService(server->console_service_.get());
   server->vmspec_server_ = vmspec_builder.BuildAndStart();
   if (server->vmspec_server_ == nullptr) {
     server->Shutdown();

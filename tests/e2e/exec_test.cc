@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "base/file_util.h"
 #include "base/id.h"
+#include "base/process.h"
 #include "base/status.h"
 #include "base/str_util.h"
 #include "tests/e2e/test_guest.h"
@@ -150,6 +152,28 @@ class ExecTest : public ::testing::Test {
   static inline std::string* no_agent_vm_ = nullptr;
   static inline std::vector<std::string> sandboxes_;
 };
+
+// The interactive console through the real libvirt driver, on this suite's
+// VM: a line typed with `vmletctl console` reaches the guest, whose echo
+// loop prints it back into the console log.
+TEST_F(ExecTest, ALineTypedIntoVmletctlConsoleReachesTheGuest) {
+  const char* vmletctl = std::getenv("VMLETCTL");
+  if (vmletctl == nullptr || *vmletctl == '\0') GTEST_SKIP() << "$VMLETCTL is not set";
+  absl::StatusOr<ProcessResult> console =
+      RunProcess({vmletctl, "--endpoint", vmletd_->socket_path(), "--vmspec-endpoint",
+                  vmletd_->dir() + "/vmspec.sock", "console", "agent", "--namespace", *namespace_},
+                 ProcessOptions{.stdin_data = "typed-into-the-console\n\x1d",
+                                .separate_stderr = true,
+                                .timeout = absl::Seconds(30)});
+  ASSERT_TRUE(console.ok()) << console.status();
+  EXPECT_EQ(console->exit_code, 0) << console->error_output;
+  EXPECT_TRUE(WaitFor(
+      [] {
+        return LogOf("agent").find("VMLET-GUEST-ECHO typed-into-the-console") != std::string::npos;
+      },
+      absl::Seconds(30)))
+      << LogOf("agent");
+}
 
 TEST_F(ExecTest, EchoReturnsItsStdoutAndExitCodeZero) {
   v1::ExecSyncResponse response;

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "base/file_util.h"
+#include "base/process.h"
 #include "base/str_util.h"
 #include "cri/v1/api.grpc.pb.h"
 #include "tests/e2e/vmletd_process.h"
@@ -277,6 +278,71 @@ struct Usage {
   std::string message;
 };
 
+// Runs vmletctl console with `args` and `input` on its stdin (a pipe, not a
+// terminal), with stdout and stderr apart.
+absl::StatusOr<ProcessResult> RunConsole(const VmletdProcess& vmletd,
+                                         const std::vector<std::string>& args, std::string input) {
+  std::vector<std::string> argv = {VmletctlBinary(),
+                                   "--endpoint",
+                                   vmletd.socket_path(),
+                                   "--vmspec-endpoint",
+                                   vmletd.dir() + "/vmspec.sock",
+                                   "console"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv, ProcessOptions{.stdin_data = std::move(input),
+                                         .separate_stderr = true,
+                                         .timeout = absl::Seconds(20)});
+}
+
+TEST_F(VmletctlTest, ConsoleTypesIntoTheGuestUntilTheEscapeCharacter) {
+  ExitStatus run = Ctl({"run", "web", "--image", kFakeImage});
+  ASSERT_EQ(run.code, 0) << run.output;
+
+  // The fake driver's console echoes what is typed; what follows the
+  // escape character (^] by default) is never sent.
+  absl::StatusOr<ProcessResult> console = RunConsole(vmletd_, {"web"}, "hello\n\x1dignored\n");
+  ASSERT_TRUE(console.ok()) << console.status();
+  EXPECT_EQ(console->exit_code, 0) << console->error_output;
+  EXPECT_THAT(console->output, HasSubstr("hello\n"));
+  EXPECT_THAT(console->output, Not(HasSubstr("ignored")));
+  EXPECT_THAT(console->error_output,
+              HasSubstr("Connected to the console of pod web (escape character is ^])"));
+
+  // Another escape character; EOF also ends the session.
+  console = RunConsole(vmletd_, {"web", "--escape", "^a"}, "one\x1d\x01two\n");
+  ASSERT_TRUE(console.ok()) << console.status();
+  EXPECT_EQ(console->exit_code, 0) << console->error_output;
+  EXPECT_THAT(console->output, HasSubstr("one\x1d"));
+  EXPECT_THAT(console->output, Not(HasSubstr("two")));
+  EXPECT_THAT(console->error_output, HasSubstr("(escape character is ^A)"));
+  console = RunConsole(vmletd_, {"web"}, "until eof\n");
+  ASSERT_TRUE(console.ok()) << console.status();
+  EXPECT_EQ(console->exit_code, 0) << console->error_output;
+  EXPECT_THAT(console->output, HasSubstr("until eof\n"));
+
+  // A stopped VM has no console to attach to.
+  ASSERT_THAT(Containers().containers(), SizeIs(1));
+  v1::StopContainerRequest stop;
+  stop.set_container_id(Containers().containers(0).id());
+  stop.set_timeout(0);
+  v1::StopContainerResponse stopped;
+  grpc::Status status = Call(&Stub::StopContainer, stop, &stopped);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  console = RunConsole(vmletd_, {"web"}, "x\n");
+  ASSERT_TRUE(console.ok()) << console.status();
+  EXPECT_EQ(console->exit_code, 1) << console->error_output;
+  EXPECT_THAT(console->error_output,
+              AllOf(HasSubstr("FAILED_PRECONDITION"), HasSubstr("is not running")));
+}
+
+TEST_F(VmletctlTest, ConsoleFailsForAPodThatDoesNotExist) {
+  absl::StatusOr<ProcessResult> console = RunConsole(vmletd_, {"nosuchpod"}, "x\n");
+  ASSERT_TRUE(console.ok()) << console.status();
+  EXPECT_EQ(console->exit_code, 1) << console->error_output;
+  EXPECT_THAT(console->error_output, HasSubstr("nosuchpod"));
+  EXPECT_THAT(console->output, IsEmpty());
+}
+
 TEST(VmletctlUsageTest, ExitsTwoWithAMessageForBadUsage) {
   if (VmletctlBinary().empty()) GTEST_SKIP() << "$VMLETCTL is not set";
   const Usage cases[] = {
@@ -301,6 +367,8 @@ TEST(VmletctlUsageTest, ExitsTwoWithAMessageForBadUsage) {
       {{"cri", "stop", "--timeout", "soon", "abc"}, "--timeout \"soon\" is invalid"},
       {{"cri", "rmp"}, "\"cri rmp\" needs at least 1 argument"},
       {{"logs", "web", "--endpoint"}, "unknown option \"--endpoint\" for \"logs\""},
+      {{"console"}, "\"console\" needs 1 argument"},
+      {{"console", "web", "--escape", "^^^"}, "--escape \"^^^\" is invalid"},
   };
   for (const Usage& c : cases) {
     SCOPED_TRACE(::testing::PrintToString(c.args));
@@ -320,6 +388,7 @@ TEST(VmletctlUsageTest, PrintsUsageForHelpOnEveryLevel) {
       {{"vm", "ls", "--help"}, "usage: vmletctl [options] ls"},
       {{"rm", "-h"}, "usage: vmletctl [options] rm NAME"},
       {{"logs", "--help"}, "usage: vmletctl [options] logs NAME"},
+      {{"console", "--help"}, "usage: vmletctl [options] console NAME"},
       {{"cri", "runp", "--help"}, "usage: vmletctl [options] cri runp --name NAME"},
       {{"cri", "create", "--help"}, "usage: vmletctl [options] cri create POD_ID"},
       {{"cri", "stop", "--help"}, "--timeout S"},

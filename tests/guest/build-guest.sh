@@ -15,7 +15,8 @@
 # prints the hostname of a cloud-init seed (an iso9660 disk labelled cidata)
 # if there is one, asks for an address by DHCP (busybox udhcpc), prints
 # what it got and its /etc/resolv.conf, and serves /www over HTTP on port
-# 80 (busybox httpd); lines start with VMLET-GUEST-.
+# 80 (busybox httpd); lines start with VMLET-GUEST-. Every line typed into
+# the serial console is printed back as "VMLET-GUEST-ECHO <line>".
 #
 # usage: build-guest.sh OUTDIR    -> OUTDIR/vmlinuz OUTDIR/initrd.gz
 # Exits 77 (skip) when the packages are missing (the kernel, busybox-static,
@@ -148,7 +149,13 @@ devices() {
   if [ "$with_agent" = yes ]; then agent & else echo "VMLET-GUEST-AGENT-OFF"; fi
   network
 }
+# Every line typed into the serial console comes back as VMLET-GUEST-ECHO,
+# for tests of interactive consoles.
+console_echo() {
+  while IFS= read -r line; do echo "VMLET-GUEST-ECHO $line"; done </dev/console
+}
 devices &
+console_echo &
 case "$mode" in
   ignore-acpi) echo "VMLET-GUEST-READY mode=$mode"; while true; do sleep 3600; done ;;
   poweroff:*)

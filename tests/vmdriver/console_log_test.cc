@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -392,6 +393,116 @@ TEST_F(ConsoleLogTest, TapSeesTheRawBytesUntilRemoved) {
   EXPECT_EQ(WaitForLines(log_path_, 1), (std::vector<std::string>{"stdout F \x1b[2Jlogin: root"}));
   std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(tapped, "\x1b[2Jlogin: ");
+}
+
+// A reader's bytes, guarded for the test thread.
+struct Collected {
+  std::mutex mu;
+  std::string bytes;
+
+  ConsoleLog::Tap Reader() {
+    return [this](std::string_view chunk) {
+      std::lock_guard<std::mutex> lock(mu);
+      bytes.append(chunk);
+    };
+  }
+  std::string Get() {
+    std::lock_guard<std::mutex> lock(mu);
+    return bytes;
+  }
+};
+
+// Reads from `fd` (bounded by kWait) until `want` bytes arrived.
+std::string ReceiveExactly(int fd, size_t want) {
+  std::string got;
+  char buffer[4096];
+  while (got.size() < want) {
+    pollfd pfd = {fd, POLLIN, 0};
+    if (::poll(&pfd, 1, std::chrono::milliseconds(kWait).count()) != 1) break;
+    ssize_t n = ::read(fd, buffer, std::min(sizeof(buffer), want - got.size()));
+    if (n <= 0) break;
+    got.append(buffer, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+TEST_F(ConsoleLogTest, SeveralReadersEachSeeTheBytesUntilRemoved) {
+  ConsoleServer server(socket_path_);
+  std::unique_ptr<ConsoleLog> log = StartLog(log_path_);
+  ASSERT_NE(log, nullptr);
+  Collected first, second;
+  int first_handle = log->AddReader(first.Reader());
+  int second_handle = log->AddReader(second.Reader());
+  EXPECT_NE(first_handle, second_handle);
+  int client = server.Accept();
+  ASSERT_GE(client, 0);
+  ASSERT_TRUE(Send(client, "boot\n"));
+  EXPECT_TRUE(WaitUntil([&] { return first.Get() == "boot\n" && second.Get() == "boot\n"; }));
+  log->RemoveReader(first_handle);
+  log->RemoveReader(12345);  // Unknown: ignored.
+  ASSERT_TRUE(Send(client, "login: \n"));
+  EXPECT_TRUE(WaitUntil([&] { return second.Get() == "boot\nlogin: \n"; }));
+  EXPECT_EQ(first.Get(), "boot\n");
+  EXPECT_EQ(WaitForLines(log_path_, 2),
+            (std::vector<std::string>{"stdout F boot", "stdout F login: "}));
+}
+
+TEST_F(ConsoleLogTest, WriteSendsTheBytesToTheConsole) {
+  ConsoleServer server(socket_path_);
+  std::unique_ptr<ConsoleLog> log = StartLog("");
+  ASSERT_NE(log, nullptr);
+  int client = server.Accept();
+  ASSERT_GE(client, 0);
+  ASSERT_TRUE(WaitUntil([&] { return log->connected(); }));
+  ASSERT_TRUE(log->Write("root\r").ok());
+  // More than the socket buffers hold: Write waits for the guest to read.
+  const std::string big(1 << 20, 'k');
+  std::future<absl::Status> written =
+      std::async(std::launch::async, [&] { return log->Write(big); });
+  EXPECT_EQ(ReceiveExactly(client, 5 + big.size()), "root\r" + big);
+  ASSERT_EQ(written.wait_for(kWait), std::future_status::ready);
+  EXPECT_TRUE(written.get().ok());
+}
+
+TEST_F(ConsoleLogTest, WriteFailsWhileNotConnected) {
+  std::unique_ptr<ConsoleLog> log = StartLog("");  // No server yet.
+  ASSERT_NE(log, nullptr);
+  absl::Status status = log->Write("x");
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_NE(status.message().find("not connected"), std::string_view::npos) << status;
+  {
+    ConsoleServer server(socket_path_);
+    ASSERT_GE(server.Accept(), 0);
+    EXPECT_TRUE(WaitUntil([&] { return log->connected(); }));
+  }  // QEMU exits: the console is gone until it comes back.
+  EXPECT_TRUE(WaitUntil([&] { return !log->connected(); }));
+  EXPECT_EQ(log->Write("x").code(), absl::StatusCode::kFailedPrecondition);
+  log->Stop();
+  EXPECT_EQ(log->Write("x").code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// Writers racing the console thread's reconnects never write to a closed
+// (or reused) descriptor: every Write either succeeds or fails cleanly.
+TEST_F(ConsoleLogTest, WritesAreSafeAgainstReconnects) {
+  std::unique_ptr<ConsoleLog> log = StartLog("");
+  ASSERT_NE(log, nullptr);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    while (!done.load()) {
+      absl::Status status = log->Write("y");
+      EXPECT_TRUE(status.ok() || status.code() == absl::StatusCode::kFailedPrecondition ||
+                  status.code() == absl::StatusCode::kUnavailable)
+          << status;
+      if (!status.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  for (int i = 0; i < 5; ++i) {
+    ConsoleServer server(socket_path_);
+    ASSERT_GE(server.Accept(), 0);
+    EXPECT_TRUE(WaitUntil([&] { return log->connected(); }));
+  }
+  done.store(true);
+  writer.join();
 }
 
 }  // namespace

@@ -310,7 +310,7 @@ absl::Status LibvirtDriver::Remove(std::string_view id) {
       if (!absl::IsNotFound(status)) return status;
     }
   }
-  std::unique_ptr<ConsoleLog> console;
+  std::shared_ptr<ConsoleLog> console;
   {
     std::lock_guard lock(mu_);
     auto it = vms_.find(id);
@@ -396,6 +396,43 @@ absl::Status LibvirtDriver::ReopenLog(std::string_view id) {
   if (it == vms_.end()) return absl::NotFoundError(StrCat("VM \"", id, "\" is not known"));
   if (!it->second.console) return absl::OkStatus();  // Nothing is being written.
   return it->second.console->Reopen();
+}
+
+// AddReader and RemoveReader run under mu_ (they only take the console's own
+// short lock, never mu_). Write may wait up to ConsoleLog::kWriteTimeout for
+// a guest that takes no input, so it runs on a reference, without mu_; once
+// Remove stopped the console such a write fails as not connected.
+absl::StatusOr<int> LibvirtDriver::AttachConsole(std::string_view id, ConsoleReader reader) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(id);
+  if (it == vms_.end()) return absl::NotFoundError(StrCat("VM \"", id, "\" is not known"));
+  if (!it->second.console) {
+    return absl::FailedPreconditionError(
+        StrCat("VM \"", id, "\" has no console: it is not running"));
+  }
+  return it->second.console->AddReader(std::move(reader));
+}
+
+void LibvirtDriver::DetachConsole(std::string_view id, int handle) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(id);
+  if (it == vms_.end() || !it->second.console) return;
+  it->second.console->RemoveReader(handle);
+}
+
+absl::Status LibvirtDriver::WriteConsole(std::string_view id, std::string_view bytes) {
+  std::shared_ptr<ConsoleLog> console;
+  {
+    std::lock_guard lock(mu_);
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return absl::NotFoundError(StrCat("VM \"", id, "\" is not known"));
+    console = it->second.console;
+  }
+  if (!console) {
+    return absl::FailedPreconditionError(
+        StrCat("console of VM \"", id, "\" not connected: the VM is not running"));
+  }
+  return Annotate(console->Write(bytes), StrCat("VM \"", id, "\""));
 }
 
 absl::StatusOr<ExecResult> LibvirtDriver::Exec(std::string_view id,

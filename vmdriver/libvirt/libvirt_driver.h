@@ -57,6 +57,10 @@ class LibvirtDriver : public VmDriver {
   // the command runs, without holding the driver's lock.
   absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
                                   absl::Duration timeout) override;
+  // Through the VM's ConsoleLog, which holds QEMU's one console connection.
+  absl::StatusOr<int> AttachConsole(std::string_view id, ConsoleReader reader) override;
+  void DetachConsole(std::string_view id, int handle) override;
+  absl::Status WriteConsole(std::string_view id, std::string_view bytes) override;
   std::vector<std::pair<std::string, std::string>> StatusInfo() override;
 
  private:
@@ -64,7 +68,8 @@ class LibvirtDriver : public VmDriver {
   struct Vm {
     VmInfo info;
     std::string log_path;
-    std::unique_ptr<ConsoleLog> console;
+    // Shared with WriteConsole, which writes without holding mu_.
+    std::shared_ptr<ConsoleLog> console;
   };
 
   LibvirtDriver(LibvirtDriverOptions options, AcceleratorChoice accelerator);
