@@ -47,9 +47,10 @@ stop_vmletd() {
   rm -f "$PID_FILE"
 }
 
-# Removes the demo pod and the demo's images through vmletd, if it runs.
+# Removes the demo pod and the demo's image through the demo's vmletd, if
+# it runs (never through another vmletd, such as one under systemd).
 remove_pod_and_images() {
-  vmletd_answers || return 0
+  our_vmletd >/dev/null && vmletd_answers || return 0
   "$CTL" rm demo --timeout 30 >/dev/null 2>&1 || true
   if [ -f "$DEMO_DIR/image-ref" ]; then
     "$CTL" image rm "$(cat "$DEMO_DIR/image-ref")" >/dev/null 2>&1 || true
