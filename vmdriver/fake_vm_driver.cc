@@ -240,6 +240,35 @@ absl::StatusOr<ExecResult> FakeVmDriver::Exec(std::string_view id,
   return echo;
 }
 
+absl::StatusOr<int> FakeVmDriver::ExecStreaming(std::string_view id,
+                                                const std::vector<std::string>& argv,
+                                                const ExecStreams& streams) {
+  ExecStreamingHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    VMLET_RETURN_IF_ERROR(TakeFailure("ExecStreaming"));
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return NotFound(id);
+    if (it->second.info.state != VmState::kRunning) {
+      return absl::FailedPreconditionError(
+          StrCat("VM \"", id, "\" is ", VmStateName(it->second.info.state), ", not running"));
+    }
+    if (argv.empty()) return absl::InvalidArgumentError("argv: empty: expected a command");
+    handler = exec_streaming_handler_;
+  }
+  if (handler) return handler(id, argv, streams);
+  std::string echo;
+  for (size_t i = 0; i < argv.size(); ++i) StrAppend(&echo, i == 0 ? "" : " ", argv[i]);
+  echo.push_back('\n');
+  if (streams.write_stdout) VMLET_RETURN_IF_ERROR(streams.write_stdout(echo));
+  if (!streams.read_stdin) return 0;
+  while (true) {
+    absl::StatusOr<std::string> input = streams.read_stdin();
+    if (!input.ok() || input->empty()) return 0;  // An error ends the input as its end does.
+    if (streams.write_stdout) VMLET_RETURN_IF_ERROR(streams.write_stdout(*input));
+  }
+}
+
 absl::StatusOr<int> FakeVmDriver::AttachConsole(std::string_view id, ConsoleReader reader) {
   {
     std::lock_guard lock(mu_);
@@ -286,6 +315,11 @@ void FakeVmDriver::SimulateConsoleOutput(std::string_view id, std::string_view b
 void FakeVmDriver::SetExecHandler(ExecHandler handler) {
   std::lock_guard lock(mu_);
   exec_handler_ = std::move(handler);
+}
+
+void FakeVmDriver::SetExecStreamingHandler(ExecStreamingHandler handler) {
+  std::lock_guard lock(mu_);
+  exec_streaming_handler_ = std::move(handler);
 }
 
 void FakeVmDriver::FailNext(std::string_view operation, absl::Status status) {

@@ -38,6 +38,11 @@ class FakeVmDriver : public VmDriver {
   // echo (exit code 0, argv joined by spaces and a newline on stdout).
   absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
                                   absl::Duration timeout) override;
+  // For a running VM: what the streaming exec handler does; without one,
+  // argv joined by spaces and a newline on stdout, then all of stdin copied
+  // to stdout, exit code 0. The streams are used on the calling thread.
+  absl::StatusOr<int> ExecStreaming(std::string_view id, const std::vector<std::string>& argv,
+                                    const ExecStreams& streams) override;
   // The fake's console echoes what is written to it back to its readers,
   // as a terminal line discipline would.
   absl::StatusOr<int> AttachConsole(std::string_view id, ConsoleReader reader) override;
@@ -46,7 +51,7 @@ class FakeVmDriver : public VmDriver {
 
   // Test controls.
   // The next call of `operation` ("Create", "Start", "Stop", "Destroy",
-  // "Remove", "Exec") fails with `status` and changes nothing.
+  // "Remove", "Exec", "ExecStreaming") fails with `status` and changes nothing.
   void FailNext(std::string_view operation, absl::Status status);
   // Makes CheckReachable and every operation answer `status` until reset
   // with an OK status.
@@ -58,6 +63,11 @@ class FakeVmDriver : public VmDriver {
   using ExecHandler = std::function<absl::StatusOr<ExecResult>(
       std::string_view id, const std::vector<std::string>& argv, absl::Duration timeout)>;
   void SetExecHandler(ExecHandler handler);
+  // Runs every later ExecStreaming of a running VM. Called without the
+  // driver's lock held, on the thread that called ExecStreaming.
+  using ExecStreamingHandler = std::function<absl::StatusOr<int>(
+      std::string_view id, const std::vector<std::string>& argv, const ExecStreams& streams)>;
+  void SetExecStreamingHandler(ExecStreamingHandler handler);
   // Sends `bytes` to the console readers of VM `id`, as if the guest had
   // printed them.
   void SimulateConsoleOutput(std::string_view id, std::string_view bytes);
@@ -85,6 +95,7 @@ class FakeVmDriver : public VmDriver {
   absl::Status reachable_;
   VmEventHandler handler_;
   ExecHandler exec_handler_;
+  ExecStreamingHandler exec_streaming_handler_;
 
   // Held while readers run, so that DetachConsole waits for a running one.
   // Never taken before mu_ is released; mu_ is never taken under it.
@@ -113,6 +124,10 @@ class UnavailableVmDriver : public VmDriver {
   absl::Status ReopenLog(std::string_view) override { return Error(); }
   absl::StatusOr<ExecResult> Exec(std::string_view, const std::vector<std::string>&,
                                   absl::Duration) override {
+    return Error();
+  }
+  absl::StatusOr<int> ExecStreaming(std::string_view, const std::vector<std::string>&,
+                                    const ExecStreams&) override {
     return Error();
   }
   absl::StatusOr<int> AttachConsole(std::string_view, ConsoleReader) override { return Error(); }

@@ -66,6 +66,29 @@ struct ExecResult {
   bool output_truncated = false;
 };
 
+// The standard streams of a command that ExecStreaming runs. Each function
+// is called on the thread that called ExecStreaming or on a thread of the
+// driver's, never two of one kind at once.
+struct ExecStreams {
+  // The next bytes for the command's stdin; "" at end of input. Null: the
+  // command reads /dev/null. May block until input arrives; an error ends
+  // the input (as end of input does).
+  std::function<absl::StatusOr<std::string>()> read_stdin;
+  // Makes a read_stdin that blocks return "" at once (and later ones too).
+  // Set whenever read_stdin is; the driver calls it when the command has
+  // ended, before it waits for the thread that calls read_stdin: a client
+  // may keep stdin open after the command is gone.
+  std::function<void()> cancel_stdin;
+  // Output as it arrives. Null: discarded. An error (the client went away)
+  // ends the exec: the driver stops relaying and tries to end the command.
+  std::function<absl::Status(std::string_view)> write_stdout;
+  std::function<absl::Status(std::string_view)> write_stderr;
+  // Polled while the command runs (null: never): true once the client has
+  // gone, which ends the exec as a failed write does, also when the command
+  // prints nothing.
+  std::function<bool()> client_gone;
+};
+
 // All methods may be called from any thread concurrently. Operations on one
 // VM are serialised by the driver. Events are delivered on a thread of the
 // driver's; handlers must not block for long.
@@ -121,6 +144,16 @@ class VmDriver {
   // Execs may run in one VM at once, and a Stop ends them.
   virtual absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
                                           absl::Duration timeout) = 0;
+
+  // Runs argv[0] with argv[1..] in the guest like Exec, but relays stdin
+  // and the output as they come (for the streaming exec of kubectl) and
+  // returns the exit code (128 + signal) once the command has ended and its
+  // output is relayed. No timeout. Errors as Exec; also the error of a
+  // stream function that failed. Blocks the calling thread while the
+  // command runs.
+  virtual absl::StatusOr<int> ExecStreaming(std::string_view id,
+                                            const std::vector<std::string>& argv,
+                                            const ExecStreams& streams) = 0;
 
   // Adds a reader of the VM's serial console (several may read at once) and
   // returns the handle for DetachConsole. The reader sees what the guest

@@ -14,9 +14,11 @@
 # In every mode, in the background: when a virtio NIC shows up, the guest
 # prints the hostname of a cloud-init seed (an iso9660 disk labelled cidata)
 # if there is one, asks for an address by DHCP (busybox udhcpc), prints
-# what it got and its /etc/resolv.conf, and serves /www over HTTP on port
-# 80 (busybox httpd); lines start with VMLET-GUEST-. Every line typed into
-# the serial console is printed back as "VMLET-GUEST-ECHO <line>".
+# what it got and its /etc/resolv.conf, serves /www over HTTP on port 80
+# (busybox httpd) and echoes what it receives on TCP port 7 (busybox
+# nc -ll -e cat: one cat per connection, several connections at once);
+# lines start with VMLET-GUEST-. Every line typed into the serial console is
+# printed back as "VMLET-GUEST-ECHO <line>".
 #
 # usage: build-guest.sh OUTDIR    -> OUTDIR/vmlinuz OUTDIR/initrd.gz
 # Exits 77 (skip) when the packages are missing (the kernel, busybox-static,
@@ -40,8 +42,9 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" \
   "$root/lib/modules"
 cp /bin/busybox "$root/bin/"
+# mkdir, mkfifo, kill and rm serve the streaming exec (guest_exec_stream.h).
 for applet in sh mount echo cat sleep poweroff insmod dd grep basename seq ls ip udhcpc httpd \
-    hostname mkdir printf sed sysctl mknod true false; do
+    hostname mkdir printf sed sysctl mknod true false mkfifo kill rm nc; do
   ln -s busybox "$root/bin/$applet"
 done
 # The guest agent, with every library it loads and the dynamic loader, each
@@ -139,6 +142,13 @@ network() {
       -O staticroutes >/dev/null 2>&1; then
     echo "vmlet guest $(hostname)" >/www/index.html
     httpd -p 80 -h /www
+    # TCP echo on port 7, for port-forward tests; NET-READY once it listens
+    # (a listening socket on port 7 in /proc/net/tcp or tcp6), or after 5 s.
+    nc -ll -p 7 -e cat &
+    for i in $(seq 100); do
+      grep -qs ':0007 0*:0000 0A' /proc/net/tcp /proc/net/tcp6 && break
+      sleep 0.05
+    done
     echo "VMLET-GUEST-NET-READY"
   else
     echo "VMLET-GUEST-DHCP-FAILED"

@@ -12,6 +12,7 @@
 #include "base/str_util.h"
 #include "image/qcow2_overlay.h"
 #include "vmdriver/libvirt/guest_exec.h"
+#include "vmdriver/libvirt/guest_exec_stream.h"
 #include "vmdriver/libvirt/libvirt_errors.h"
 #include "vmdriver/libvirt/nic_hotplug.h"
 
@@ -435,9 +436,11 @@ absl::Status LibvirtDriver::WriteConsole(std::string_view id, std::string_view b
   return Annotate(console->Write(bytes), StrCat("VM \"", id, "\""));
 }
 
-absl::StatusOr<ExecResult> LibvirtDriver::Exec(std::string_view id,
-                                               const std::vector<std::string>& argv,
-                                               absl::Duration timeout) {
+template <typename Result>
+absl::StatusOr<Result> LibvirtDriver::InRunningGuest(
+    std::string_view id, const std::vector<std::string>& argv,
+    const std::function<absl::StatusOr<Result>(const AgentCommand& agent,
+                                               const std::string& vm_name)>& run) {
   if (argv.empty()) {
     return absl::InvalidArgumentError("argv: empty: expected the command to run in the guest");
   }
@@ -452,7 +455,24 @@ absl::StatusOr<ExecResult> LibvirtDriver::Exec(std::string_view id,
   }
   const char* name = virDomainGetName(domain);
   const std::string vm_name = name != nullptr ? name : std::string(id);
-  return RunInGuest(LibvirtAgent(domain, vm_name), vm_name, argv, timeout);
+  return run(LibvirtAgent(domain, vm_name), vm_name);
+}
+
+absl::StatusOr<ExecResult> LibvirtDriver::Exec(std::string_view id,
+                                               const std::vector<std::string>& argv,
+                                               absl::Duration timeout) {
+  return InRunningGuest<ExecResult>(id, argv,
+                                    [&](const AgentCommand& agent, const std::string& vm_name) {
+                                      return RunInGuest(agent, vm_name, argv, timeout);
+                                    });
+}
+
+absl::StatusOr<int> LibvirtDriver::ExecStreaming(std::string_view id,
+                                                 const std::vector<std::string>& argv,
+                                                 const ExecStreams& streams) {
+  return InRunningGuest<int>(id, argv, [&](const AgentCommand& agent, const std::string& vm_name) {
+    return StreamInGuest(agent, vm_name, argv, streams);
+  });
 }
 
 std::vector<std::pair<std::string, std::string>> LibvirtDriver::StatusInfo() {

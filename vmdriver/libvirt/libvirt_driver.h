@@ -12,6 +12,7 @@
 
 #include <libvirt/libvirt.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,7 @@
 #include "vmdriver/accelerator.h"
 #include "vmdriver/console_log.h"
 #include "vmdriver/libvirt/domain_builder.h"
+#include "vmdriver/libvirt/guest_exec.h"
 #include "vmdriver/libvirt/libvirt_connection.h"
 #include "vmdriver/vm_driver.h"
 
@@ -57,6 +59,11 @@ class LibvirtDriver : public VmDriver {
   // the command runs, without holding the driver's lock.
   absl::StatusOr<ExecResult> Exec(std::string_view id, const std::vector<std::string>& argv,
                                   absl::Duration timeout) override;
+  // Through the guest agent's files and a FIFO (guest_exec_stream.h), with
+  // the same checks as Exec; blocks the calling thread while the command
+  // runs, without holding the driver's lock.
+  absl::StatusOr<int> ExecStreaming(std::string_view id, const std::vector<std::string>& argv,
+                                    const ExecStreams& streams) override;
   // Through the VM's ConsoleLog, which holds QEMU's one console connection.
   absl::StatusOr<int> AttachConsole(std::string_view id, ConsoleReader reader) override;
   void DetachConsole(std::string_view id, int handle) override;
@@ -78,6 +85,14 @@ class LibvirtDriver : public VmDriver {
   std::string VmDir(std::string_view id) const;
   // The domain of a VM; NOT_FOUND if libvirt has none.
   absl::StatusOr<virDomainPtr> LookUp(virConnectPtr conn, std::string_view id);
+
+  // For Exec and ExecStreaming: checks argv, looks the VM up and checks it
+  // runs, then calls `run` with its guest agent and domain name.
+  template <typename Result>
+  absl::StatusOr<Result> InRunningGuest(
+      std::string_view id, const std::vector<std::string>& argv,
+      const std::function<absl::StatusOr<Result>(const AgentCommand& agent,
+                                                 const std::string& vm_name)>& run);
   // The current VmInfo of a domain, merged with what the driver remembers.
   absl::StatusOr<VmInfo> InfoOf(virDomainPtr domain, std::string_view id);
   // Records an exit (from an event or a finished Stop) and returns the info.
