@@ -21,7 +21,9 @@ CriService::CriService(CriOptions options, vmdriver::VmDriver* driver, network::
       driver_(driver),
       network_(network),
       sandboxes_("sandbox", StrCat(options_.state_dir, "/sandboxes")),
-      containers_("container", StrCat(options_.state_dir, "/containers")) {}
+      containers_("container", StrCat(options_.state_dir, "/containers")) {
+  streaming_runtime_ = NewStreamingRuntime(this);
+}
 
 namespace {
 

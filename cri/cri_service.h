@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,8 @@
 #include "cri/v1/api.pb.h"
 #include "image/image_store.h"
 #include "network/pod_network.h"
+#include "streaming/runtime.h"
+#include "streaming/server.h"
 #include "vmdriver/vm_driver.h"
 #include "vmlet/state/v1/records.pb.h"
 
@@ -53,6 +56,10 @@ struct CriOptions {
   std::vector<image::TranslationRule> image_translations;
   image::RegistryClientOptions registry_client;
 };
+
+class CriService;
+// streaming_runtime.cc.
+std::unique_ptr<streaming::Runtime> NewStreamingRuntime(CriService* service);
 
 class CriService {
  public:
@@ -99,6 +106,21 @@ class CriService {
   // thread until the command ends or its timeout passes.
   absl::Status ExecSync(const v1::ExecSyncRequest& req, v1::ExecSyncResponse* resp);
 
+  // container_stream.cc. Exec, Attach and PortForward check the request
+  // and return a URL of the streaming server, which runs the session
+  // through streaming_runtime() when the client connects.
+  absl::Status Exec(const v1::ExecRequest& req, v1::ExecResponse* resp);
+  absl::Status Attach(const v1::AttachRequest& req, v1::AttachResponse* resp);
+  absl::Status PortForward(const v1::PortForwardRequest& req, v1::PortForwardResponse* resp);
+  // The server whose URLs Exec, Attach and PortForward return; without one
+  // they answer UNAVAILABLE. Call before serving; it must outlive the
+  // service's use of it.
+  void SetStreamingServer(streaming::Server* server) { streaming_server_ = server; }
+  // What the streaming server runs: exec through the guest agent, attach to
+  // the serial console, port-forward to the pod's address. Lives as long
+  // as the service.
+  streaming::Runtime* streaming_runtime() { return streaming_runtime_.get(); }
+
   // image_service.cc
   absl::Status ListImages(const v1::ListImagesRequest& req, v1::ListImagesResponse* resp);
   absl::Status ImageStatus(const v1::ImageStatusRequest& req, v1::ImageStatusResponse* resp);
@@ -143,6 +165,10 @@ class CriService {
   // Tears down what the record says was set up and records that; OK when
   // there is nothing (left) to tear down. Caller holds the sandbox's lock.
   absl::Status TearDownSandboxNetwork(const SandboxRecord& record);
+
+  friend class StreamingRuntime;
+  std::unique_ptr<streaming::Runtime> streaming_runtime_;
+  streaming::Server* streaming_server_ = nullptr;
 
   const CriOptions options_;
   vmdriver::VmDriver* const driver_;

@@ -155,10 +155,9 @@ VMLET_FORWARD(RuntimeServiceAdapter, ReopenContainerLog)
 VMLET_FORWARD(RuntimeServiceAdapter, ExecSync)
 VMLET_NOT_YET(RuntimeServiceAdapter, UpdateContainerResources,
               "vCPU and memory changes of running VMs are planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, Exec,
-              "streaming exec is planned; ExecSync (crictl exec -s) runs commands now")
-VMLET_NOT_YET(RuntimeServiceAdapter, Attach, "attaching to the serial console is planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, PortForward, "port-forward into VMs is planned")
+VMLET_FORWARD(RuntimeServiceAdapter, Exec)
+VMLET_FORWARD(RuntimeServiceAdapter, Attach)
+VMLET_FORWARD(RuntimeServiceAdapter, PortForward)
 VMLET_NOT_YET(RuntimeServiceAdapter, ContainerStats, "VM statistics are planned")
 VMLET_NOT_YET(RuntimeServiceAdapter, ListContainerStats, "VM statistics are planned")
 VMLET_NOT_YET(RuntimeServiceAdapter, PodSandboxStats, "VM statistics are planned")

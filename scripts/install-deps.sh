@@ -13,7 +13,7 @@ PACKAGES="
   build-essential pkg-config meson ninja-build python3
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev libvirt-dev libxml2-dev libssl-dev
-  libcurl4-openssl-dev libarchive-dev nlohmann-json3-dev
+  libcurl4-openssl-dev libarchive-dev nlohmann-json3-dev libboost-dev zlib1g-dev
   libgtest-dev libgmock-dev
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
   linux-image-cloud-amd64 busybox-static cpio qemu-guest-agent

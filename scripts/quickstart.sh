@@ -161,6 +161,37 @@ ip=$("$CTL" logs demo | sed -n 's/.*VMLET-GUEST-DHCP ip=\([0-9.]*\).*/\1/p' | ta
 say "the VM took the pod IP $ip by DHCP and serves HTTP on it:"
 python3 -c 'import sys, urllib.request
 print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end="")' "http://$ip/"
+say "a command in the guest, through the QEMU guest agent ($CTL exec demo -- ...):"
+ran=
+for _ in $(seq 50); do
+  # The agent answers a moment after the guest started it.
+  if "$CTL" exec demo -- cat /proc/version 2>/dev/null; then
+    ran=yes
+    break
+  fi
+  sleep 0.2
+done
+if [ -z "$ran" ]; then
+  "$CTL" exec demo -- cat /proc/version || exit 1
+fi
+say "its port 80 forwarded to the host ($CTL port-forward demo 0:80 picks a free port):"
+"$CTL" port-forward demo 0:80 >"$DEMO_DIR/port-forward.log" 2>&1 &
+forward_pid=$!
+local_port=
+for _ in $(seq 50); do
+  local_port=$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\) -> 80$/\1/p' "$DEMO_DIR/port-forward.log")
+  [ -n "$local_port" ] && break
+  sleep 0.1
+done
+fetched=$(python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end="")' \
+  "http://127.0.0.1:${local_port:-1}/" 2>&1) || fetched="FAILED: $fetched"
+kill "$forward_pid" 2>/dev/null
+wait "$forward_pid" 2>/dev/null
+rm -f "$DEMO_DIR/port-forward.log"
+echo "http://127.0.0.1:$local_port/ -> $fetched"
+case "$fetched" in FAILED*) exit 1 ;; esac
 say "follow its console with: $CTL logs demo -f; type into it: $CTL console demo (^] leaves)"
+say "attach as kubectl does: $CTL attach demo; a shell: $CTL exec demo -i -- sh"
 say "or with crictl: crictl --runtime-endpoint unix://$RUN_DIR/cri.sock pods"
 say "remove everything with: scripts/quickstart.sh --down"

@@ -5,6 +5,7 @@
 
 #include <span>
 #include <string>
+#include <vector>
 
 #include "cmd/vmletctl/client.h"
 
@@ -31,6 +32,13 @@ int ListPods(Client& client, Args args);
 int Logs(Client& client, Args args);
 // `exec NAME -- COMMAND...` (exec_command.cc).
 int Exec(Client& client, Args args);
+// The streaming commands (stream_commands.cc): exec's streaming path (a
+// CRI Exec URL, live output, stdin), `attach NAME` (the console through the
+// CRI's Attach) and `port-forward NAME [LOCAL:]REMOTE...`.
+int StreamExec(Client& client, const v1::Container& vm, const std::vector<std::string>& cmd,
+               bool in, bool tty, const std::string& what);
+int Attach(Client& client, Args args);
+int PortForward(Client& client, Args args);
 // `console NAME [--escape CHAR]`: the VM's serial console, interactively
 // (console_command.cc).
 int Console(Client& client, Args args);

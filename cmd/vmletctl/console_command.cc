@@ -6,11 +6,8 @@
 // way out, SIGTERM, SIGINT and SIGHUP included.
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <termios.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <optional>
@@ -21,79 +18,9 @@
 #include "cmd/vmletctl/commands.h"
 #include "cmd/vmletctl/flags.h"
 #include "cmd/vmletctl/pod_lookup.h"
+#include "cmd/vmletctl/terminal.h"
 
 namespace vmlet::ctl {
-namespace {
-
-constexpr char kDefaultEscape = 0x1d;  // ^], as virsh console.
-
-// "^]" -> 0x1d, "^a" and "^A" -> 0x01, "^?" -> 0x7f, "~" -> '~'.
-std::optional<char> ParseEscape(const std::string& text) {
-  if (text.size() == 1) return text[0];
-  if (text.size() != 2 || text[0] != '^') return std::nullopt;
-  if (text[1] == '?') return static_cast<char>(0x7f);
-  char c = static_cast<char>(std::toupper(static_cast<unsigned char>(text[1])));
-  if (c < '@' || c > '_') return std::nullopt;
-  return static_cast<char>(c ^ 0x40);
-}
-
-// "^]" for 0x1d, the character itself when printable.
-std::string EscapeName(char c) {
-  if (c == 0x7f) return "^?";
-  if (static_cast<unsigned char>(c) < 0x20) return std::string{'^', static_cast<char>(c ^ 0x40)};
-  return std::string(1, c);
-}
-
-// The terminal settings to restore; set only while stdin is in raw mode.
-// Read by the signal handler, hence plain globals.
-termios g_saved_termios;
-volatile sig_atomic_t g_raw = 0;
-
-void RestoreTerminal() {
-  if (g_raw) {
-    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_saved_termios);
-    g_raw = 0;
-  }
-}
-
-// Async-signal-safe: restores the terminal, then dies of the signal as it
-// would have without the handler.
-void OnSignal(int signal) {
-  RestoreTerminal();
-  ::signal(signal, SIG_DFL);
-  ::raise(signal);
-}
-
-// Raw mode for the session's lifetime when stdin is a terminal. Main
-// thread only.
-class RawTerminal {
- public:
-  RawTerminal() {
-    if (!::isatty(STDIN_FILENO) || ::tcgetattr(STDIN_FILENO, &g_saved_termios) != 0) return;
-    for (int signal : {SIGTERM, SIGINT, SIGHUP}) ::signal(signal, OnSignal);
-    termios raw = g_saved_termios;
-    ::cfmakeraw(&raw);
-    if (::tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0) g_raw = 1;
-  }
-  ~RawTerminal() { RestoreTerminal(); }
-  RawTerminal(const RawTerminal&) = delete;
-  RawTerminal& operator=(const RawTerminal&) = delete;
-
-  // Line ends for our own messages: raw mode does not turn \n into \r\n.
-  const char* newline() const { return g_raw ? "\r\n" : "\n"; }
-};
-
-bool WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-}  // namespace
 
 int Console(Client& client, Args args) {
   std::string namespace_ = "default";

@@ -32,8 +32,12 @@ constexpr char kUsage[] =
     "  rm NAME                  stop and remove a VM pod\n"
     "  ls                       VM pods: state, vCPUs, memory, image, age (also \"vm ls\")\n"
     "  logs NAME [-f]           a VM pod's serial console log\n"
-    "  exec NAME -- CMD [ARG]   run a command in the guest (needs qemu-guest-agent)\n"
+    "  exec NAME [-i] [-t] -- CMD [ARG]\n"
+    "                           run a command in the guest (needs qemu-guest-agent)\n"
     "  console NAME             the guest's serial console, interactive (leave with ^])\n"
+    "  attach NAME              the same through the CRI's Attach, as kubectl attach\n"
+    "  port-forward NAME [LOCAL:]REMOTE...\n"
+    "                           forward local TCP ports to the pod, as kubectl port-forward\n"
     "\n"
     "Images (see \"vmletctl image --help\"):\n"
     "  image pull REF           pull from a registry or URL, with progress; prints the id\n"
@@ -69,8 +73,8 @@ using Handler = int (*)(Client&, Args);
 // The VM pod commands, also reachable as "vm COMMAND".
 const std::map<std::string, Handler, std::less<>>& PodCommands() {
   static const auto* const kCommands = new std::map<std::string, Handler, std::less<>>{
-      {"run", RunPod}, {"rm", RemovePod}, {"ls", ListPods},
-      {"logs", Logs},  {"exec", Exec},    {"console", Console}};
+      {"run", RunPod}, {"rm", RemovePod},    {"ls", ListPods},   {"logs", Logs},
+      {"exec", Exec},  {"console", Console}, {"attach", Attach}, {"port-forward", PortForward}};
   return *kCommands;
 }
 
@@ -144,7 +148,8 @@ int Main(const std::vector<std::string>& args) {
   }
   if (command == "vm") {
     if (rest.empty())
-      return UsageError("", "\"vm\" needs a command: run, rm, ls, logs, exec or console");
+      return UsageError(
+          "", "\"vm\" needs a command: run, rm, ls, logs, exec, console, attach or port-forward");
     command = rest[0];
     rest = rest.subspan(1);
     if (!PodCommands().contains(command)) {

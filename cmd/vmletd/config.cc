@@ -1,5 +1,7 @@
 #include "cmd/vmletd/config.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <functional>
@@ -320,6 +322,28 @@ KeySpec PathKey(std::string_view key, std::string Config::*field) {
           }};
 }
 
+// A path that may be left unset, "" or none (the feature it names is then
+// off); the reference writes the unset value as none.
+KeySpec OptionalPathKey(std::string_view key, std::string Config::*field) {
+  return {.key = key,
+          .set = [key, field](const YAML::Node& node, Config& config) -> absl::Status {
+            if (node.IsNull()) {
+              config.*field = "";
+              return absl::OkStatus();
+            }
+            VMLET_ASSIGN_OR_RETURN(std::string value, Scalar(key, node));
+            if (value.empty() || value == "none") {
+              config.*field = "";
+              return absl::OkStatus();
+            }
+            return AbsolutePath(field, key)(node, config);
+          },
+          .scalar =
+              [field](const Config& config) {
+                return config.*field == "" ? std::string("none") : config.*field;
+              }};
+}
+
 KeySpec IntKey(std::string_view key, int Config::*field, int min, int max) {
   return {.key = key,
           .set = BoundedInt(field, key, min, max),
@@ -408,6 +432,22 @@ const std::vector<KeySpec>& Keys() {
                         const Config& config) { EmitStringList(out, config.cni_bin_dirs); },
        .empty = [](const Config& config) { return config.cni_bin_dirs.empty(); }},
       IntKey("cni.plugin_timeout_seconds", &Config::cni_plugin_timeout_seconds, 1, 3600),
+      {.key = "streaming.address",
+       .set = [](const YAML::Node& node, Config& config) -> absl::Status {
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("streaming.address", node));
+         in6_addr address;
+         if (::inet_pton(AF_INET, value.c_str(), &address) != 1 &&
+             ::inet_pton(AF_INET6, value.c_str(), &address) != 1) {
+           return BadValue("streaming.address", value,
+                           "an IPv4 or IPv6 address such as 127.0.0.1 (no host name)");
+         }
+         config.streaming_address = value;
+         return absl::OkStatus();
+       },
+       .scalar = [](const Config& config) { return config.streaming_address; }},
+      IntKey("streaming.port", &Config::streaming_port, 0, 65535),
+      OptionalPathKey("streaming.tls_cert_file", &Config::streaming_tls_cert_file),
+      OptionalPathKey("streaming.tls_key_file", &Config::streaming_tls_key_file),
       ChoiceKey("vm_driver", &Config::vm_driver, {"libvirt", "fake"},
                 "libvirt (\"fake\" is for the test suite only)"),
   };
@@ -484,6 +524,10 @@ absl::StatusOr<Config> ParseNode(const YAML::Node& root) {
     }
     return absl::InvalidArgumentError(
         StrCat("unknown key \"", key, "\" (known keys: ", absl::StrJoin(NamesIn(""), ", "), ")"));
+  }
+  if (config.streaming_tls_cert_file.empty() != config.streaming_tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "streaming.tls_cert_file and streaming.tls_key_file: set both (TLS) or neither");
   }
   return config;
 }

@@ -53,6 +53,13 @@ struct Config {
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
   int cni_plugin_timeout_seconds = 60;
+  // The streaming server of exec, attach and port-forward: the kubelet
+  // (or crictl) connects to the URLs the CRI returns. Port 0: a free port.
+  // TLS when both files are set.
+  std::string streaming_address = "127.0.0.1";
+  int streaming_port = 0;
+  std::string streaming_tls_cert_file;
+  std::string streaming_tls_key_file;
   // "libvirt" (the default) or "fake", an in-process driver that only the
   // test suite selects.
   std::string vm_driver = "libvirt";

@@ -105,6 +105,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
       server->driver_.get(), server->network_.get());
   VMLET_RETURN_IF_ERROR(Annotate(server->cri_->Init(), "loading state"));
   VMLET_RETURN_IF_ERROR(MakeDirs(config.run_dir, 0755));
+  VMLET_ASSIGN_OR_RETURN(
+      server->streaming_server_,
+      streaming::Server::Start({.http = {.address = config.streaming_address,
+                                         .port = config.streaming_port,
+                                         .tls_cert_file = config.streaming_tls_cert_file,
+                                         .tls_key_file = config.streaming_tls_key_file}},
+                               server->cri_->streaming_runtime()));
+  server->cri_->SetStreamingServer(server->streaming_server_.get());
+  kLog.Info("streaming server (exec, attach, port-forward) on {}",
+            server->streaming_server_->base_url());
   // Under systemd's vmletd.socket the CRI socket exists already and is
   // systemd's; vmletd then neither creates nor removes it.
   const int activated = ActivatedSocket(config.cri_socket);
@@ -186,6 +196,8 @@ void Server::Shutdown() {
     grpc_server_->Wait();
     if (!socket_activated_) (void)RemoveFileIfExists(config_.cri_socket);
   }
+  // Sessions that outlived the CRI calls that opened them end here.
+  if (streaming_server_ != nullptr) streaming_server_->Stop();
   if (vmspec_server_ != nullptr) {
     vmspec_server_->Shutdown(std::chrono::system_clock::now() +
                              std::chrono::seconds(config_.shutdown_timeout_seconds));

@@ -14,6 +14,7 @@
 #include "cmd/vmletd/socket_activation.h"
 #include "cri/cri_service.h"
 #include "cri/instrumented_service.h"
+#include "streaming/server.h"
 #include "vmdriver/vm_driver.h"
 #include "vmspec/console_service.h"
 #include "vmspec/images_service.h"
@@ -49,6 +50,7 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_server_;
   bool socket_activated_ = false;  // The CRI socket came from systemd.
   std::unique_ptr<ActivatedListener> activated_listener_;
+  std::unique_ptr<streaming::Server> streaming_server_;
   std::unique_ptr<vmspec::ImagesService> images_service_;
   std::unique_ptr<vmspec::ConsoleService> console_service_;
   std::unique_ptr<grpc::Server> vmspec_server_;  // The VM-spec socket.

@@ -1,11 +1,14 @@
-// ExecSync of CriService over the fake VM driver, whose Exec the tests
-// script.
+// ExecSync, Exec, Attach and PortForward of CriService over the fake VM
+// driver, whose Exec the tests script.
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "streaming/client.h"
+#include "streaming/server.h"
 #include "tests/cri/cri_test_util.h"
 
 namespace vmlet::cri {
@@ -157,6 +160,108 @@ TEST_F(ExecTest, DriverErrorsKeepTheirCodeAndNameTheContainer) {
     EXPECT_THAT(std::string(status.message()), HasSubstr(error.message()));
     EXPECT_THAT(std::string(status.message()), HasSubstr(id_));
   }
+}
+
+// Exec, Attach and PortForward check the request and return a URL of the
+// streaming server; the session then runs through the fake driver.
+class StreamingTest : public ExecTest {
+ protected:
+  void SetUp() override {
+    ExecTest::SetUp();
+    absl::StatusOr<std::unique_ptr<streaming::Server>> server =
+        streaming::Server::Start({}, service_->streaming_runtime());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    service_->SetStreamingServer(server_.get());
+  }
+  void TearDown() override { server_->Stop(); }
+
+  v1::ExecRequest ExecRequest(std::vector<std::string> cmd) {
+    v1::ExecRequest request;
+    request.set_container_id(id_);
+    for (const std::string& arg : cmd) request.add_cmd(arg);
+    request.set_stdout(true);
+    request.set_stderr(true);
+    return request;
+  }
+
+  std::unique_ptr<streaming::Server> server_;
+};
+
+TEST_F(StreamingTest, ExecReturnsAUrlThatRunsTheCommand) {
+  v1::ExecRequest request = ExecRequest({"echo", "streamed"});
+  request.set_stdin(true);
+  v1::ExecResponse response;
+  ASSERT_TRUE(service_->Exec(request, &response).ok());
+  EXPECT_THAT(response.url(), ::testing::StartsWith(server_->base_url() + "/exec/"));
+  absl::StatusOr<std::unique_ptr<streaming::CommandSession>> session =
+      streaming::ConnectCommand(response.url(), {.stdin = true});
+  ASSERT_TRUE(session.ok()) << session.status();
+  // The fake driver echoes its argv, then copies stdin.
+  absl::StatusOr<streaming::CommandOutput> out = streaming::RunCommand(**session, "and stdin\n");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->stdout_data, "echo streamed\nand stdin\n");
+  EXPECT_EQ(out->exit_code, 0);
+}
+
+TEST_F(StreamingTest, BadExecRequestsNameTheField) {
+  struct Case {
+    v1::ExecRequest request;
+    std::string field;
+  } cases[] = {
+      {ExecRequest({}), "cmd: empty"},
+      {ExecRequest({""}), "cmd[0]: empty"},
+      {ExecRequest({"ls"}), "tty and stderr"},
+      {ExecRequest({"ls"}), "stdin, stdout, stderr: all false"},
+  };
+  cases[2].request.set_tty(true);
+  cases[3].request.set_stdout(false);
+  cases[3].request.set_stderr(false);
+  for (const Case& c : cases) {
+    v1::ExecResponse response;
+    absl::Status status = service_->Exec(c.request, &response);
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(c.field));
+  }
+}
+
+TEST_F(StreamingTest, AttachAndExecNeedARunningContainer) {
+  v1::StopContainerRequest stop;
+  stop.set_container_id(id_);
+  v1::StopContainerResponse stopped;
+  ASSERT_TRUE(service_->StopContainer(stop, &stopped).ok());
+  v1::AttachRequest attach;
+  attach.set_container_id(id_);
+  attach.set_stdout(true);
+  v1::AttachResponse attached;
+  absl::Status status = service_->Attach(attach, &attached);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("is exited"));
+  v1::ExecResponse response;
+  EXPECT_TRUE(absl::IsFailedPrecondition(service_->Exec(ExecRequest({"ls"}), &response)));
+}
+
+TEST_F(StreamingTest, PortForwardChecksPorts) {
+  v1::PortForwardRequest request;
+  request.set_pod_sandbox_id(sandbox_);
+  request.add_port(70000);
+  v1::PortForwardResponse response;
+  absl::Status status = service_->PortForward(request, &response);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("port[0]: 70000"));
+  request.set_port(0, 80);
+  // (The fake pod network's address is not connected to: no traffic leaves
+  // loopback in unit tests.)
+  ASSERT_TRUE(service_->PortForward(request, &response).ok());
+  EXPECT_THAT(response.url(), ::testing::StartsWith(server_->base_url() + "/portforward/"));
+  request.set_pod_sandbox_id("0123456789abcdef");
+  EXPECT_TRUE(absl::IsNotFound(service_->PortForward(request, &response)));
+}
+
+TEST_F(StreamingTest, WithoutAServerTheCallsAreUnavailable) {
+  service_->SetStreamingServer(nullptr);
+  v1::ExecResponse response;
+  EXPECT_TRUE(absl::IsUnavailable(service_->Exec(ExecRequest({"ls"}), &response)));
 }
 
 }  // namespace

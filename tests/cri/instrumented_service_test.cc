@@ -47,11 +47,11 @@ class AdapterTest : public vmlet::testing::CriFixture {
 
 TEST_F(AdapterTest, UnimplementedRpcsSaySoWithAMessage) {
   RuntimeServiceAdapter runtime(service_.get());
-  v1::ExecRequest request;
-  v1::ExecResponse response;
-  grpc::Status status = runtime.Exec(&context_, &request, &response);
+  v1::ContainerStatsRequest request;
+  v1::ContainerStatsResponse response;
+  grpc::Status status = runtime.ContainerStats(&context_, &request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("Exec"));
+  EXPECT_THAT(status.error_message(), HasSubstr("ContainerStats"));
 
   ImageServiceAdapter images(service_.get());
   v1::PullImageRequest pull;

@@ -25,6 +25,7 @@
 #include "base/process.h"
 #include "base/status.h"
 #include "base/str_util.h"
+#include "streaming/client.h"
 #include "tests/e2e/test_guest.h"
 #include "tests/e2e/vmletd_process.h"
 
@@ -47,6 +48,9 @@ absl::Status MakeLayouts() {
 }
 
 class ExecTest : public ::testing::Test {
+ public:
+  static VmletdProcess& Vmletd() { return *vmletd_; }
+
  protected:
   // One vmletd and two pods for the suite: "agent" and "noagent".
   static void SetUpTestSuite() {
@@ -243,6 +247,138 @@ TEST_F(ExecTest, AGuestWithoutAnAgentIsFailedPreconditionAtOnce) {
                                                        *namespace_, "-noagent-")));
   EXPECT_THAT(status.error_message(), HasSubstr("the guest must run qemu-guest-agent"));
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+// Streaming exec and attach: the CRI returns a URL of vmletd's streaming
+// server, and the project's own SPDY and WebSocket clients connect to it,
+// as the kubelet (or crictl) would.
+absl::StatusOr<std::string> ExecUrl(const std::string& id, const std::vector<std::string>& cmd,
+                                    bool in = false) {
+  grpc::ClientContext context;
+  v1::ExecRequest request;
+  request.set_container_id(id);
+  for (const std::string& arg : cmd) request.add_cmd(arg);
+  request.set_stdin(in);
+  request.set_stdout(true);
+  request.set_stderr(true);
+  v1::ExecResponse response;
+  grpc::Status status = ExecTest::Vmletd().runtime().Exec(&context, request, &response);
+  if (!status.ok()) return absl::UnknownError(status.error_message());
+  return response.url();
+}
+
+absl::StatusOr<streaming::CommandOutput> StreamExec(const std::string& id,
+                                                    const std::vector<std::string>& cmd,
+                                                    streaming::WireProtocol wire,
+                                                    std::string_view input = "") {
+  VMLET_ASSIGN_OR_RETURN(std::string url, ExecUrl(id, cmd, !input.empty()));
+  VMLET_ASSIGN_OR_RETURN(std::unique_ptr<streaming::CommandSession> session,
+                         streaming::ConnectCommand(url, {.wire = wire, .stdin = !input.empty()}));
+  return streaming::RunCommand(*session, input);
+}
+
+TEST_F(ExecTest, StreamingExecOverSpdyAndWebSocket) {
+  for (streaming::WireProtocol wire :
+       {streaming::WireProtocol::kSpdy, streaming::WireProtocol::kWebSocket}) {
+    absl::StatusOr<streaming::CommandOutput> out = StreamExec(*agent_vm_, {"echo", "hello"}, wire);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->stdout_data, "hello\n");
+    EXPECT_EQ(out->exit_code, 0);
+    out = StreamExec(*agent_vm_, {"sh", "-c", "echo out; echo err >&2; exit 3"}, wire);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->stdout_data, "out\n");
+    EXPECT_EQ(out->stderr_data, "err\n");
+    EXPECT_EQ(out->exit_code, 3);
+  }
+}
+
+TEST_F(ExecTest, StreamingExecPassesStdin) {
+  absl::StatusOr<streaming::CommandOutput> out =
+      StreamExec(*agent_vm_, {"sh", "-c", "tr a-z A-Z; echo done"}, streaming::WireProtocol::kSpdy,
+                 "typed into exec\n");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->stdout_data, "TYPED INTO EXEC\ndone\n");
+  EXPECT_EQ(out->exit_code, 0);
+}
+
+TEST_F(ExecTest, StreamingExecRelaysOutputWhileTheCommandRuns) {
+  // The command prints, then waits for a file that only ExecSync makes: the
+  // first line must arrive while it waits.
+  const std::string flag = StrCat("/tmp/go-", GenerateId().substr(0, 8));
+  absl::StatusOr<std::string> url =
+      ExecUrl(*agent_vm_,
+              {"sh", "-c",
+               StrCat("echo first; while [ ! -e ", flag, " ]; do sleep 0.1; done; echo second")});
+  ASSERT_TRUE(url.ok()) << url.status();
+  absl::StatusOr<std::unique_ptr<streaming::CommandSession>> session =
+      streaming::ConnectCommand(*url, {});
+  ASSERT_TRUE(session.ok()) << session.status();
+  std::string seen;
+  while (seen.find('\n') == std::string::npos) {
+    absl::StatusOr<std::string> chunk = (*session)->stdout->Read();
+    ASSERT_TRUE(chunk.ok() && !chunk->empty()) << seen;
+    seen += *chunk;
+  }
+  EXPECT_EQ(seen, "first\n");
+  v1::ExecSyncResponse touched;
+  ASSERT_TRUE(Exec(*agent_vm_, {"sh", "-c", StrCat(": >", flag)}, 30, &touched).ok());
+  absl::StatusOr<streaming::CommandOutput> rest = streaming::RunCommand(**session);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->stdout_data, "second\n");
+  EXPECT_EQ(rest->exit_code, 0);
+  (void)Exec(*agent_vm_, {"rm", "-f", flag}, 30, &touched);  // An applet of the test guest.
+}
+
+TEST_F(ExecTest, StreamingExecWithoutAnAgentGetsTheClearError) {
+  absl::StatusOr<streaming::CommandOutput> out =
+      StreamExec(*no_agent_vm_, {"echo", "hello"}, streaming::WireProtocol::kSpdy);
+  EXPECT_FALSE(out.ok());
+  EXPECT_THAT(out.status().message(), HasSubstr("guest agent not connected in VM"));
+}
+
+TEST_F(ExecTest, AStreamingUrlIsGoodForOneConnection) {
+  absl::StatusOr<std::string> url = ExecUrl(*agent_vm_, {"true"});
+  ASSERT_TRUE(url.ok()) << url.status();
+  absl::StatusOr<std::unique_ptr<streaming::CommandSession>> first =
+      streaming::ConnectCommand(*url, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(streaming::RunCommand(**first).ok());
+  absl::StatusOr<std::unique_ptr<streaming::CommandSession>> again =
+      streaming::ConnectCommand(*url, {});
+  EXPECT_FALSE(again.ok());
+  EXPECT_THAT(again.status().message(), HasSubstr("404"));
+}
+
+TEST_F(ExecTest, AttachShowsTheConsoleAndTypesIntoIt) {
+  for (streaming::WireProtocol wire :
+       {streaming::WireProtocol::kSpdy, streaming::WireProtocol::kWebSocket}) {
+    grpc::ClientContext context;
+    v1::AttachRequest request;
+    request.set_container_id(*agent_vm_);
+    request.set_stdin(true);
+    request.set_stdout(true);
+    request.set_tty(true);
+    v1::AttachResponse response;
+    grpc::Status status = vmletd_->runtime().Attach(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    absl::StatusOr<std::unique_ptr<streaming::CommandSession>> session = streaming::ConnectCommand(
+        response.url(), {.wire = wire, .stdin = true, .stderr = false, .tty = true});
+    ASSERT_TRUE(session.ok()) << session.status();
+    const std::string line = StrCat("attached-", GenerateId().substr(0, 8));
+    ASSERT_TRUE((*session)->stdin->Write(line + "\n").ok());
+    // The guest's echo loop answers on the console, which attach relays.
+    std::string seen;
+    while (seen.find(StrCat("VMLET-GUEST-ECHO ", line)) == std::string::npos) {
+      absl::StatusOr<std::string> chunk = (*session)->stdout->Read();
+      ASSERT_TRUE(chunk.ok() && !chunk->empty()) << seen;
+      seen += *chunk;
+    }
+    (*session)->Close();
+    // The console log goes on being written while attached.
+    EXPECT_TRUE(WaitFor([&] {
+      return LogOf("agent").find(StrCat("VMLET-GUEST-ECHO ", line)) != std::string::npos;
+    }));
+  }
 }
 
 TEST_F(ExecTest, AStoppedContainerIsFailedPrecondition) {

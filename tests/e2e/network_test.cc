@@ -37,6 +37,7 @@
 #include "base/status.h"
 #include "base/str_util.h"
 #include "network/netns.h"
+#include "streaming/client.h"
 #include "tests/e2e/test_guest.h"
 #include "tests/e2e/vmletd_process.h"
 
@@ -298,6 +299,58 @@ class NetworkTest : public ::testing::Test {
     }
   }
 
+  // Port-forward through vmletd's streaming server. It listens on the
+  // loopback of the node namespace, where vmletd runs: the client connects
+  // from a thread in there (its sockets stay in that namespace).
+  void ExpectPortForwardWorks(const std::string& id, const std::string& pod) {
+    for (streaming::WireProtocol wire :
+         {streaming::WireProtocol::kSpdy, streaming::WireProtocol::kWebSocket}) {
+      grpc::ClientContext context;
+      v1::PortForwardRequest request;
+      request.set_pod_sandbox_id(id);
+      request.add_port(80);
+      v1::PortForwardResponse response;
+      grpc::Status status = vmletd_->runtime().PortForward(&context, request, &response);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      std::unique_ptr<streaming::PortForwardSession> session;
+      absl::Status connected = network::RunInNetns(node_, [&]() -> absl::Status {
+        VMLET_ASSIGN_OR_RETURN(session, streaming::ConnectPortForward(
+                                            response.url(), {.wire = wire, .ports = {80, 7}}));
+        return absl::OkStatus();
+      });
+      ASSERT_TRUE(connected.ok()) << connected;
+      absl::StatusOr<streaming::PortForwardSession::Connection> web = session->Open(80);
+      absl::StatusOr<streaming::PortForwardSession::Connection> echo = session->Open(7);
+      ASSERT_TRUE(web.ok()) << web.status();
+      ASSERT_TRUE(echo.ok()) << echo.status();
+      // Both are open at once; each gets its own answer.
+      ASSERT_TRUE(echo->data->Write("ping over port-forward\n").ok());
+      ASSERT_TRUE(web->data->Write("GET / HTTP/1.0\r\nHost: pod\r\n\r\n").ok());
+      std::string echoed;
+      while (echoed.find('\n') == std::string::npos) {
+        absl::StatusOr<std::string> chunk = echo->data->Read();
+        ASSERT_TRUE(chunk.ok() && !chunk->empty()) << echoed;
+        echoed += *chunk;
+      }
+      EXPECT_EQ(echoed, "ping over port-forward\n");
+      std::string page;
+      while (page.find(StrCat("vmlet guest ", pod, "\n")) == std::string::npos) {
+        absl::StatusOr<std::string> chunk = web->data->Read();
+        ASSERT_TRUE(chunk.ok() && !chunk->empty()) << page;
+        page += *chunk;
+      }
+      EXPECT_THAT(page, ::testing::StartsWith("HTTP/1."));
+      if (wire == streaming::WireProtocol::kSpdy) {
+        // A port nothing listens on: the error stream says so.
+        absl::StatusOr<streaming::PortForwardSession::Connection> closed = session->Open(9);
+        ASSERT_TRUE(closed.ok()) << closed.status();
+        EXPECT_THAT(streaming::ReadAll(*closed->error).value_or(""),
+                    HasSubstr("error forwarding port 9"));
+      }
+      session->Close();
+    }
+  }
+
   std::unique_ptr<VmletdProcess> vmletd_;
   std::string dir_;
   std::string namespace_;
@@ -342,6 +395,10 @@ TEST_F(NetworkTest, TheVmTakesThePodAddressDnsHostnameAndHostPort) {
   EXPECT_EQ(HttpGet(client_, ip, 80), StrCat("vmlet guest ", pod, "\n"));
   // The hostPort on the node reaches the guest too.
   EXPECT_EQ(HttpGet(client_, kNodeRoutedIp, kHostPort), StrCat("vmlet guest ", pod, "\n"));
+
+  // kubectl port-forward: two connections at once on one SPDY session, to
+  // the guest's HTTP server and its TCP echo, and one over WebSocket.
+  ExpectPortForwardWorks(id, pod);
 
   // A restart of vmletd keeps the network (and the DHCP responder) up.
   ASSERT_TRUE(vmletd_->Restart().ok()) << vmletd_->Log();

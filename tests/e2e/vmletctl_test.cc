@@ -335,6 +335,47 @@ TEST_F(VmletctlTest, ConsoleTypesIntoTheGuestUntilTheEscapeCharacter) {
               AllOf(HasSubstr("FAILED_PRECONDITION"), HasSubstr("is not running")));
 }
 
+// exec, attach and port-forward through the CRI and vmletd's streaming
+// server (SPDY), against the fake driver.
+TEST_F(VmletctlTest, ExecAttachAndPortForwardGoThroughTheStreamingServer) {
+  ExitStatus run = Ctl({"run", "web", "--image", kFakeImage});
+  ASSERT_EQ(run.code, 0) << run.output;
+  auto vmletctl = [&](std::vector<std::string> args, std::string input) {
+    args.insert(args.begin(), {VmletctlBinary(), "--endpoint", vmletd_.socket_path()});
+    return RunProcess(args, ProcessOptions{.stdin_data = std::move(input),
+                                           .separate_stderr = true,
+                                           .timeout = absl::Seconds(20)});
+  };
+  // The fake driver's streaming exec echoes its argv, then copies stdin.
+  absl::StatusOr<ProcessResult> exec = vmletctl({"exec", "web", "-i", "--", "cat", "-"}, "typed\n");
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  EXPECT_EQ(exec->exit_code, 0) << exec->error_output;
+  EXPECT_EQ(exec->output, "cat -\ntyped\n");
+  exec = vmletctl({"exec", "web", "-i", "--timeout", "5", "--", "true"}, "");
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  EXPECT_EQ(exec->exit_code, 2);
+  EXPECT_THAT(exec->error_output, HasSubstr("--timeout works without -i and -t only"));
+
+  // The fake console echoes what is typed; end of input ends the session.
+  absl::StatusOr<ProcessResult> attach = vmletctl({"attach", "web"}, "hello attach\n");
+  ASSERT_TRUE(attach.ok()) << attach.status();
+  EXPECT_EQ(attach->exit_code, 0) << attach->error_output;
+  EXPECT_THAT(attach->output, HasSubstr("hello attach\n"));
+  EXPECT_THAT(attach->error_output,
+              HasSubstr("Attached to the console of pod web (escape character is ^])"));
+
+  // This vmletd's pods have no network: nothing to forward to.
+  absl::StatusOr<ProcessResult> forward = vmletctl({"port-forward", "web", "8080:80"}, "");
+  ASSERT_TRUE(forward.ok()) << forward.status();
+  EXPECT_EQ(forward->exit_code, 1);
+  EXPECT_THAT(forward->error_output,
+              AllOf(HasSubstr("FAILED_PRECONDITION"), HasSubstr("has no IP address")));
+  forward = vmletctl({"port-forward", "web", "80:99999"}, "");
+  ASSERT_TRUE(forward.ok()) << forward.status();
+  EXPECT_EQ(forward->exit_code, 2);
+  EXPECT_THAT(forward->error_output, HasSubstr("\"80:99999\" is invalid"));
+}
+
 TEST_F(VmletctlTest, ConsoleFailsForAPodThatDoesNotExist) {
   absl::StatusOr<ProcessResult> console = RunConsole(vmletd_, {"nosuchpod"}, "x\n");
   ASSERT_TRUE(console.ok()) << console.status();
