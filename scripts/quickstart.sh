@@ -186,8 +186,8 @@ done
 fetched=$(python3 -c 'import sys, urllib.request
 print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end="")' \
   "http://127.0.0.1:${local_port:-1}/" 2>&1) || fetched="FAILED: $fetched"
-kill "$forward_pid" 2>/dev/null
-wait "$forward_pid" 2>/dev/null
+kill "$forward_pid" 2>/dev/null || true
+wait "$forward_pid" 2>/dev/null || true
 rm -f "$DEMO_DIR/port-forward.log"
 echo "http://127.0.0.1:$local_port/ -> $fetched"
 case "$fetched" in FAILED*) exit 1 ;; esac
