@@ -22,25 +22,17 @@ constexpr Logger kLog("cri");
 
 absl::Status CriService::ExecSync(const v1::ExecSyncRequest& req, v1::ExecSyncResponse* resp) {
   VMLET_RETURN_IF_ERROR(ValidateIdField("container_id", req.container_id()));
-  if (req.cmd().empty()) {
-    return absl::InvalidArgumentError("cmd: empty: expected the command to run and its arguments");
-  }
-  if (req.cmd(0).empty()) {
-    return absl::InvalidArgumentError("cmd[0]: empty: expected the program to run");
-  }
+  VMLET_RETURN_IF_ERROR(ValidateCommand(req.cmd()));
   if (req.timeout() < 0) {
     return absl::InvalidArgumentError(
         StrCat("timeout: ", req.timeout(), " is negative: expected seconds, or 0 for no limit"));
   }
   // No lock: a command may run for long, and stopping the container must
   // not wait for it (the command then fails, as its VM is gone).
-  VMLET_ASSIGN_OR_RETURN(ContainerRecord container, containers_.Get(req.container_id()));
+  VMLET_ASSIGN_OR_RETURN(
+      ContainerRecord container,
+      GetRunningContainer(req.container_id(), "commands run only in a running container"));
   const std::string& id = container.id();
-  if (container.state() != state::v1::CONTAINER_STATE_RUNNING) {
-    return absl::FailedPreconditionError(StrCat("container \"", id, "\" is ",
-                                                StateName(container.state()),
-                                                ": commands run only in a running container"));
-  }
   const std::vector<std::string> argv(req.cmd().begin(), req.cmd().end());
   // CRI: a timeout of 0 means no limit, as does the driver's zero.
   absl::StatusOr<vmdriver::ExecResult> result =

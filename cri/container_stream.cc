@@ -29,32 +29,39 @@ absl::Status ValidateStreams(bool in, bool out, bool err, bool tty) {
 
 }  // namespace
 
-absl::Status CriService::Exec(const v1::ExecRequest& req, v1::ExecResponse* resp) {
-  VMLET_RETURN_IF_ERROR(ValidateIdField("container_id", req.container_id()));
-  if (req.cmd().empty()) {
-    return absl::InvalidArgumentError("cmd: empty: expected the command to run and its arguments");
-  }
-  if (req.cmd(0).empty()) {
-    return absl::InvalidArgumentError("cmd[0]: empty: expected the program to run");
-  }
-  VMLET_RETURN_IF_ERROR(ValidateStreams(req.stdin(), req.stdout(), req.stderr(), req.tty()));
-  VMLET_ASSIGN_OR_RETURN(ContainerRecord container, containers_.Get(req.container_id()));
+absl::StatusOr<ContainerRecord> CriService::GetRunningContainer(std::string_view id,
+                                                                std::string_view only_then) {
+  VMLET_ASSIGN_OR_RETURN(ContainerRecord container, containers_.Get(id));
   if (container.state() != state::v1::CONTAINER_STATE_RUNNING) {
     return absl::FailedPreconditionError(StrCat("container \"", container.id(), "\" is ",
-                                                StateName(container.state()),
-                                                ": commands run only in a running container"));
+                                                StateName(container.state()), ": ", only_then));
   }
+  return container;
+}
+
+absl::StatusOr<streaming::Server*> CriService::StreamingServer() const {
   if (streaming_server_ == nullptr) {
     return absl::UnavailableError("the streaming server of vmletd is not running");
   }
-  VMLET_ASSIGN_OR_RETURN(std::string url,
-                         streaming_server_->GetExecUrl(
-                             {.container_id = container.id(),
-                              .cmd = std::vector<std::string>(req.cmd().begin(), req.cmd().end()),
-                              .tty = req.tty(),
-                              .stdin = req.stdin(),
-                              .stdout = req.stdout(),
-                              .stderr = req.stderr()}));
+  return streaming_server_;
+}
+
+absl::Status CriService::Exec(const v1::ExecRequest& req, v1::ExecResponse* resp) {
+  VMLET_RETURN_IF_ERROR(ValidateIdField("container_id", req.container_id()));
+  VMLET_RETURN_IF_ERROR(ValidateCommand(req.cmd()));
+  VMLET_RETURN_IF_ERROR(ValidateStreams(req.stdin(), req.stdout(), req.stderr(), req.tty()));
+  VMLET_ASSIGN_OR_RETURN(
+      ContainerRecord container,
+      GetRunningContainer(req.container_id(), "commands run only in a running container"));
+  VMLET_ASSIGN_OR_RETURN(streaming::Server * server, StreamingServer());
+  VMLET_ASSIGN_OR_RETURN(
+      std::string url,
+      server->GetExecUrl({.container_id = container.id(),
+                          .cmd = std::vector<std::string>(req.cmd().begin(), req.cmd().end()),
+                          .tty = req.tty(),
+                          .stdin = req.stdin(),
+                          .stdout = req.stdout(),
+                          .stderr = req.stderr()}));
   resp->set_url(std::move(url));
   return absl::OkStatus();
 }
@@ -62,21 +69,15 @@ absl::Status CriService::Exec(const v1::ExecRequest& req, v1::ExecResponse* resp
 absl::Status CriService::Attach(const v1::AttachRequest& req, v1::AttachResponse* resp) {
   VMLET_RETURN_IF_ERROR(ValidateIdField("container_id", req.container_id()));
   VMLET_RETURN_IF_ERROR(ValidateStreams(req.stdin(), req.stdout(), req.stderr(), req.tty()));
-  VMLET_ASSIGN_OR_RETURN(ContainerRecord container, containers_.Get(req.container_id()));
-  if (container.state() != state::v1::CONTAINER_STATE_RUNNING) {
-    return absl::FailedPreconditionError(StrCat("container \"", container.id(), "\" is ",
-                                                StateName(container.state()),
-                                                ": only a running VM has a console to attach to"));
-  }
-  if (streaming_server_ == nullptr) {
-    return absl::UnavailableError("the streaming server of vmletd is not running");
-  }
-  VMLET_ASSIGN_OR_RETURN(std::string url,
-                         streaming_server_->GetAttachUrl({.container_id = container.id(),
-                                                          .tty = req.tty(),
-                                                          .stdin = req.stdin(),
-                                                          .stdout = req.stdout(),
-                                                          .stderr = req.stderr()}));
+  VMLET_ASSIGN_OR_RETURN(
+      ContainerRecord container,
+      GetRunningContainer(req.container_id(), "only a running VM has a console to attach to"));
+  VMLET_ASSIGN_OR_RETURN(streaming::Server * server, StreamingServer());
+  VMLET_ASSIGN_OR_RETURN(std::string url, server->GetAttachUrl({.container_id = container.id(),
+                                                                .tty = req.tty(),
+                                                                .stdin = req.stdin(),
+                                                                .stdout = req.stdout(),
+                                                                .stderr = req.stderr()}));
   resp->set_url(std::move(url));
   return absl::OkStatus();
 }
@@ -102,11 +103,9 @@ absl::Status CriService::PortForward(const v1::PortForwardRequest& req,
         StrCat("pod sandbox \"", sandbox.id(),
                "\" has no IP address (pod_network: none?): there is nothing to forward to"));
   }
-  if (streaming_server_ == nullptr) {
-    return absl::UnavailableError("the streaming server of vmletd is not running");
-  }
-  VMLET_ASSIGN_OR_RETURN(std::string url, streaming_server_->GetPortForwardUrl(
-                                              {.sandbox_id = sandbox.id(), .ports = ports}));
+  VMLET_ASSIGN_OR_RETURN(streaming::Server * server, StreamingServer());
+  VMLET_ASSIGN_OR_RETURN(std::string url,
+                         server->GetPortForwardUrl({.sandbox_id = sandbox.id(), .ports = ports}));
   resp->set_url(std::move(url));
   return absl::OkStatus();
 }

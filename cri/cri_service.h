@@ -159,6 +159,14 @@ class CriService {
 
   std::string SandboxDir(const std::string& id) const;
 
+  // The record of container `id` when it is running; otherwise
+  // FAILED_PRECONDITION naming its state and then `only_then` (what only a
+  // running container does). container_stream.cc.
+  absl::StatusOr<ContainerRecord> GetRunningContainer(std::string_view id,
+                                                      std::string_view only_then);
+  // The streaming server, or UNAVAILABLE without one.
+  absl::StatusOr<streaming::Server*> StreamingServer() const;
+
   // sandbox_network_ops.cc. Sets up the network of a sandbox being created
   // (recording each step in its record) and writes its cloud-init seed.
   absl::Status SetUpSandboxNetwork(const SandboxRecord& record);

@@ -104,6 +104,16 @@ absl::Status ValidatePortMapping(const v1::PortMapping& mapping, int index) {
 
 }  // namespace
 
+absl::Status ValidateCommand(const google::protobuf::RepeatedPtrField<std::string>& cmd) {
+  if (cmd.empty()) {
+    return absl::InvalidArgumentError("cmd: empty: expected the command to run and its arguments");
+  }
+  if (cmd[0].empty()) {
+    return absl::InvalidArgumentError("cmd[0]: empty: expected the program to run");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateIdField(std::string_view field, std::string_view value) {
   VMLET_RETURN_IF_ERROR(RequireField(field, value, "an id of up to 64 hex characters", 64));
   if (!IsHexId(value)) {

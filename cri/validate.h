@@ -17,6 +17,8 @@ absl::Status RequireField(std::string_view field, std::string_view value, std::s
 // An id given by the kubelet: a full id or a unique prefix, hex only.
 absl::Status ValidateIdField(std::string_view field, std::string_view value);
 
+// The cmd of ExecSync and Exec: not empty, a program first.
+absl::Status ValidateCommand(const google::protobuf::RepeatedPtrField<std::string>& cmd);
 absl::Status ValidateSandboxConfig(const v1::PodSandboxConfig& config);
 absl::Status ValidateContainerConfig(const v1::ContainerConfig& config);
 
