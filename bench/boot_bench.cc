@@ -37,6 +37,7 @@
 #include "base/scope_guard.h"
 #include "base/status.h"
 #include "base/str_util.h"
+#include "bench/bench_guest.h"
 #include "bench/boot_probe.h"
 #include "bench/leftovers.h"
 #include "bench/pod_booter.h"
@@ -172,69 +173,13 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
   return true;
 }
 
-std::string Getenv(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-// Exit 77 unless QEMU, virsh and libvirtd are there; builds the guest.
-int CheckAndBuildGuest(const Flags& flags) {
-  if (flags.vmletd.empty() || flags.guest_dir.empty()) {
-    std::fprintf(stderr, "no vmletd or guest directory ($VMLETD, $VMLET_GUEST_DIR); skipping\n");
-    return 77;
-  }
-  if (::access(flags.qemu.c_str(), X_OK) != 0 || ::access(kVirsh, X_OK) != 0) {
-    std::fprintf(stderr, "QEMU or virsh is not installed; skipping (exit 77)\n");
-    return 77;
-  }
-  auto version = e2e::RunCommand({kVirsh, "-c", kLibvirtUri, "version"});
-  if (!version.ok() || version->code != 0) {
-    std::fprintf(stderr, "libvirtd is not reachable at %s; skipping (exit 77)\n", kLibvirtUri);
-    return 77;
-  }
-  if (!flags.build_guest.empty()) {
-    auto built = e2e::RunCommand({"/bin/sh", flags.build_guest, flags.guest_dir}, absl::Minutes(2));
-    if (!built.ok() || built->code == 77) {
-      std::fprintf(stderr, "the test guest cannot be built here; skipping (exit 77)\n");
-      return 77;
-    }
-    if (built->code != 0) {
-      std::fprintf(stderr, "building the test guest failed (exit %d)\n", built->code);
-      return 1;
-    }
-  }
-  if (::access((flags.guest_dir + "/vmlinuz").c_str(), R_OK) != 0 ||
-      ::access((flags.guest_dir + "/initrd.gz").c_str(), R_OK) != 0) {
-    std::fprintf(stderr, "no vmlinuz and initrd.gz in \"%s\"; skipping (exit 77)\n",
-                 flags.guest_dir.c_str());
-    return 77;
-  }
-  return 0;
-}
-
-// Lays out the guest as a local image in a new directory that QEMU, as
-// libvirt's user, can read; returns the directory.
-absl::StatusOr<std::string> MakeImage(const std::string& guest_dir) {
-  std::string dir = "/tmp/vmlet-bench-XXXXXX";
-  if (::mkdtemp(dir.data()) == nullptr) return ErrnoToStatus(errno, "mkdtemp");
-  RegisterTempDir(dir);
-  if (::chmod(dir.c_str(), 0755) != 0) return ErrnoToStatus(errno, StrCat("chmod \"", dir, "\""));
-  VMLET_RETURN_IF_ERROR(MakeDirs(dir + "/boot", 0755));
-  if (::link((guest_dir + "/vmlinuz").c_str(), (dir + "/boot/vmlinuz").c_str()) != 0 ||
-      ::link((guest_dir + "/initrd.gz").c_str(), (dir + "/boot/initrd").c_str()) != 0) {
-    return ErrnoToStatus(errno, StrCat("linking the guest into \"", dir, "\""));
-  }
-  VMLET_RETURN_IF_ERROR(WriteFileAtomically(dir + "/boot/cmdline", kCmdline, 0644));
-  return dir;
-}
-
 absl::Status RunBenchmark(const Flags& flags) {
   char resolved[PATH_MAX];
   if (::realpath(flags.guest_dir.c_str(), resolved) == nullptr) {
     return ErrnoToStatus(errno, StrCat("resolving \"", flags.guest_dir, "\""));
   }
   const std::string guest_dir = resolved;
-  VMLET_ASSIGN_OR_RETURN(std::string image_dir, MakeImage(guest_dir));
+  VMLET_ASSIGN_OR_RETURN(std::string image_dir, MakeGuestImage(guest_dir, kCmdline));
 
   const std::string pod_namespace = StrCat("bench-", GenerateId().substr(0, 8));
   RegisterNamespace(pod_namespace);
@@ -304,7 +249,13 @@ int Main(int argc, char** argv) {
   if (!flags.vmletd.empty()) ::setenv("VMLETD", flags.vmletd.c_str(), /*overwrite=*/1);
   // Before any other thread exists, so that every thread inherits the mask.
   StartSignalThread();
-  if (int checked = CheckAndBuildGuest(flags); checked != 0) return checked;
+  if (int checked = CheckAndBuildGuest({.vmletd = flags.vmletd,
+                                        .build_guest = flags.build_guest,
+                                        .guest_dir = flags.guest_dir,
+                                        .qemu = flags.qemu});
+      checked != 0) {
+    return checked;
+  }
 
   absl::Status result = RunBenchmark(flags);
   // Whatever happened: no domain of this run may be left.

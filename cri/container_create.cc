@@ -1,5 +1,6 @@
 // CreateContainer: record the intent, define the VM (paused), mark created.
-#include <cmath>
+#include <algorithm>
+#include <thread>
 
 #include "annotations/annotations.h"
 #include "base/id.h"
@@ -9,6 +10,7 @@
 #include "base/str_util.h"
 #include "cri/convert.h"
 #include "cri/cri_service.h"
+#include "cri/resources.h"
 #include "cri/validate.h"
 #include "image/image_layout.h"
 #include "image/qcow2_overlay.h"
@@ -18,17 +20,7 @@ namespace {
 
 constexpr Logger kLog("cri");
 
-// vCPUs from the CPU limit (quota / period, rounded up); `fallback` when
-// there is no limit.
-int VcpusFrom(const v1::LinuxContainerResources& resources, int fallback) {
-  if (resources.cpu_quota() <= 0 || resources.cpu_period() <= 0) return fallback;
-  int64_t vcpus = (resources.cpu_quota() + resources.cpu_period() - 1) / resources.cpu_period();
-  return static_cast<int>(std::clamp<int64_t>(vcpus, 1, 1024));
-}
-
-int64_t MemoryFrom(const v1::LinuxContainerResources& resources, int64_t fallback) {
-  return resources.memory_limit_in_bytes() > 0 ? resources.memory_limit_in_bytes() : fallback;
-}
+int HostCpuCount() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
 std::string JoinLogPath(const std::string& directory, const std::string& relative) {
   if (directory.empty() || relative.empty()) return "";
@@ -108,6 +100,9 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
     }
   }
   const std::string image_display = image->repo_tags.empty() ? image->id : image->repo_tags.front();
+  const v1::LinuxContainerResources& resources = req.config().linux().resources();
+  VMLET_ASSIGN_OR_RETURN(std::vector<int> cpuset, ParseCpuList("config.linux.resources.cpuset_cpus",
+                                                               resources.cpuset_cpus()));
 
   ContainerRecord record;
   record.set_id(GenerateId());
@@ -131,7 +126,6 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
                                       "\" was removed while the container was created"));
   }
 
-  const v1::LinuxContainerResources& resources = req.config().linux().resources();
   vmdriver::VmConfig vm{
       .id = id,
       .sandbox_id = sandbox.id(),
@@ -143,6 +137,9 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
       .container_name = metadata.name(),
       .vcpus = VcpusFrom(resources, options_.default_vcpus),
       .memory_bytes = MemoryFrom(resources, options_.default_memory_bytes),
+      .max_vcpus = 0,
+      .max_memory_bytes = 0,
+      .cpuset = std::move(cpuset),
       .image = image_display,
       .boot = *boot,
       .root_disk_bytes = tunables.root_disk_bytes,
@@ -150,6 +147,9 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
       .nics = {},
       .seed_path = sandbox.seed_path(),
   };
+  // Room to grow live (UpdateContainerResources), never below the start.
+  vm.max_vcpus = std::max(vm.vcpus, options_.max_vcpus > 0 ? options_.max_vcpus : HostCpuCount());
+  vm.max_memory_bytes = std::max(vm.memory_bytes, options_.max_memory_bytes);
   if (!sandbox.network().tap().empty()) {
     vm.nics.push_back(vmdriver::NetworkInterface{.netns_path = sandbox.network().netns_path(),
                                                  .tap = sandbox.network().tap(),

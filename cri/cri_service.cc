@@ -21,8 +21,25 @@ CriService::CriService(CriOptions options, vmdriver::VmDriver* driver, network::
       driver_(driver),
       network_(network),
       sandboxes_("sandbox", StrCat(options_.state_dir, "/sandboxes")),
-      containers_("container", StrCat(options_.state_dir, "/containers")) {
+      containers_("container", StrCat(options_.state_dir, "/containers")),
+      stats_(driver, options_.stats_interval) {
   streaming_runtime_ = NewStreamingRuntime(this);
+  sandboxes_.SetObserver([this](const SandboxRecord* before, const SandboxRecord* after) {
+    events_.OnSandboxChange(before, after);
+  });
+  containers_.SetObserver([this](const ContainerRecord* before, const ContainerRecord* after) {
+    events_.OnContainerChange(before, after);
+  });
+}
+
+CriService::~CriService() { Shutdown(); }
+
+void CriService::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  // No VM event may reach this service once it is going away.
+  driver_->Watch(nullptr);
+  stats_.Stop();
+  events_.Shutdown();
 }
 
 namespace {
@@ -95,10 +112,13 @@ absl::Status CriService::Init() {
         ContainerName(container.config().metadata(), sandbox->config().metadata()),
         container.id()));
   }
+  // The loaded sandboxes' statuses, for the events of their containers.
+  for (const SandboxRecord& sandbox : sandboxes_.List()) events_.OnSandboxChange(nullptr, &sandbox);
   driver_->Watch([this](const vmdriver::VmEvent& event) { OnVmEvent(event); });
   VMLET_RETURN_IF_ERROR(ReconcileContainers());
   VMLET_RETURN_IF_ERROR(ReconcileSandboxes());
   images_->Collect();  // Removed images whose containers went away meanwhile.
+  if (options_.stats_interval > absl::ZeroDuration()) stats_.Start();
   kLog.Info("loaded {} sandboxes and {} containers from {}", sandboxes_.Size(), containers_.Size(),
             options_.state_dir);
   return absl::OkStatus();

@@ -10,6 +10,7 @@
 #ifndef VMLET_CRI_CRI_SERVICE_H_
 #define VMLET_CRI_CRI_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -18,7 +19,10 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "base/keyed_mutex.h"
+#include "cri/container_events.h"
+#include "cri/stats_collector.h"
 #include "cri/store/name_index.h"
 #include "cri/store/record_store.h"
 #include "cri/v1/api.pb.h"
@@ -49,6 +53,15 @@ struct CriOptions {
   std::string run_dir;
   int default_vcpus = 1;
   int64_t default_memory_bytes = 512 * vmdriver::kMiB;
+  // What a VM's vCPUs and memory may be raised to live; never below what
+  // it starts with. 0: the node's CPU count; the start size (no growth).
+  int max_vcpus = 0;
+  int64_t max_memory_bytes = 0;
+  // How often VM statistics are read from the driver (one bulk query);
+  // zero: only through stats()->CollectNow() (tests).
+  absl::Duration stats_interval = kDefaultStatsInterval;
+  // What RuntimeConfig reports: "systemd" or "cgroupfs".
+  std::string cgroup_driver = "cgroupfs";
   // Image name -> directory with a VM image layout (config `local_images`).
   std::map<std::string, std::string> local_images;
   // Registry settings by host and HTTP(S) name translations (image_store.h).
@@ -65,6 +78,8 @@ class CriService {
  public:
   // `driver` and `network` must outlive the service.
   CriService(CriOptions options, vmdriver::VmDriver* driver, network::PodNetwork* network);
+  // Shutdown(), unless called before.
+  ~CriService();
 
   // Loads the persisted records and reconciles them with the driver: work
   // interrupted by a crash is undone, VMs that ended meanwhile are recorded
@@ -76,6 +91,39 @@ class CriService {
   absl::Status Status(const v1::StatusRequest& req, v1::StatusResponse* resp);
   absl::Status UpdateRuntimeConfig(const v1::UpdateRuntimeConfigRequest& req,
                                    v1::UpdateRuntimeConfigResponse* resp);
+  absl::Status RuntimeConfig(const v1::RuntimeConfigRequest& req, v1::RuntimeConfigResponse* resp);
+
+  // stats.cc: answered from the stats collector's memory, never by a call
+  // to the driver.
+  absl::Status ContainerStats(const v1::ContainerStatsRequest& req,
+                              v1::ContainerStatsResponse* resp);
+  absl::Status ListContainerStats(const v1::ListContainerStatsRequest& req,
+                                  v1::ListContainerStatsResponse* resp);
+  absl::Status PodSandboxStats(const v1::PodSandboxStatsRequest& req,
+                               v1::PodSandboxStatsResponse* resp);
+  absl::Status ListPodSandboxStats(const v1::ListPodSandboxStatsRequest& req,
+                                   v1::ListPodSandboxStatsResponse* resp);
+  absl::Status ListMetricDescriptors(const v1::ListMetricDescriptorsRequest& req,
+                                     v1::ListMetricDescriptorsResponse* resp);
+  absl::Status ListPodSandboxMetrics(const v1::ListPodSandboxMetricsRequest& req,
+                                     v1::ListPodSandboxMetricsResponse* resp);
+
+  // container_update.cc: live vCPU, memory and cpuset changes of the VM.
+  absl::Status UpdateContainerResources(const v1::UpdateContainerResourcesRequest& req,
+                                        v1::UpdateContainerResourcesResponse* resp);
+  absl::Status UpdatePodSandboxResources(const v1::UpdatePodSandboxResourcesRequest& req,
+                                         v1::UpdatePodSandboxResourcesResponse* resp);
+
+  // GetContainerEvents subscribes here. Valid for the service's life.
+  ContainerEventHub* container_events() { return &events_; }
+  // The VM statistics cache; its thread runs from Init to Shutdown.
+  StatsCollector* stats() { return &stats_; }
+  // How many containers are in each state ("running", ...).
+  std::map<std::string, int> ContainersByState() const;
+  // Stops taking the driver's events and the statistics thread and ends the
+  // event streams (vmletd is stopping). Idempotent; the driver must still
+  // exist at the first call.
+  void Shutdown();
 
   // sandbox_*.cc
   absl::Status RunPodSandbox(const v1::RunPodSandboxRequest& req, v1::RunPodSandboxResponse* resp);
@@ -174,6 +222,12 @@ class CriService {
   // there is nothing (left) to tear down. Caller holds the sandbox's lock.
   absl::Status TearDownSandboxNetwork(const SandboxRecord& record);
 
+  // Applies `requested` to the container's VM and records the resources
+  // then in force: its fields that are zero or empty keep their recorded
+  // values. Caller holds the container's lock.
+  absl::Status ApplyResources(const ContainerRecord& record, std::string_view field,
+                              const v1::LinuxContainerResources& requested);
+
   friend class StreamingRuntime;
   std::unique_ptr<streaming::Runtime> streaming_runtime_;
   streaming::Server* streaming_server_ = nullptr;
@@ -188,6 +242,9 @@ class CriService {
   store::NameIndex container_names_;
   KeyedMutex sandbox_locks_;
   KeyedMutex container_locks_;
+  ContainerEventHub events_;
+  StatsCollector stats_;
+  std::atomic<bool> shut_down_{false};
 };
 
 }  // namespace vmlet::cri

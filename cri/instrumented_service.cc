@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/logging.h"
+#include "base/status.h"
 #include "base/str_util.h"
 
 namespace vmlet::cri {
@@ -32,7 +33,13 @@ bool IsPolling(std::string_view method) {
                                                   "ListPodSandboxStats",
                                                   "StreamPodSandboxes",
                                                   "StreamContainers",
-                                                  "StreamImages"};
+                                                  "StreamImages",
+                                                  "StreamContainerStats",
+                                                  "StreamPodSandboxStats",
+                                                  "ListMetricDescriptors",
+                                                  "ListPodSandboxMetrics",
+                                                  "StreamPodSandboxMetrics",
+                                                  "RuntimeConfig"};
   for (std::string_view polling : kPolling) {
     if (method == polling) return true;
   }
@@ -77,8 +84,8 @@ std::string Subject(const google::protobuf::Message& request) {
 }
 
 template <typename Fn>
-grpc::Status Instrument(std::string_view method, const google::protobuf::Message& request,
-                        Fn&& handler) {
+grpc::Status Instrument(std::string_view method, const RpcMetrics* metrics,
+                        const google::protobuf::Message& request, Fn&& handler) {
   absl::Time start = absl::Now();
   absl::Status status;
   try {
@@ -95,9 +102,16 @@ grpc::Status Instrument(std::string_view method, const google::protobuf::Message
             : polling                     ? LogLevel::kDebug
                                           : LogLevel::kWarning;
   }
+  const absl::Duration elapsed = absl::Now() - start;
   kLog.Log(level, "{}{}: {} in {}{}{}", method, Subject(request),
-           absl::StatusCodeToString(status.code()), absl::FormatDuration(absl::Now() - start),
+           absl::StatusCodeToString(status.code()), absl::FormatDuration(elapsed),
            status.ok() ? "" : ": ", status.message());
+  if (metrics != nullptr) {
+    const std::string code = absl::StatusCodeToString(status.code());
+    metrics->requests->Inc({method, code});
+    metrics->duration->Observe({method}, absl::ToDoubleSeconds(elapsed));
+    if (!status.ok() && !IsCallerError(status.code())) metrics->errors->Inc({method});
+  }
   return ToGrpcStatus(status);
 }
 
@@ -121,20 +135,37 @@ absl::Status WriteChunked(grpc::ServerWriter<Response>* writer,
 
 }  // namespace
 
+absl::StatusOr<RpcMetrics> RpcMetrics::Register(MetricsRegistry& registry) {
+  RpcMetrics metrics;
+  VMLET_ASSIGN_OR_RETURN(metrics.requests, registry.AddCounter("vmlet_cri_requests_total",
+                                                               "CRI calls by method and gRPC code.",
+                                                               {"method", "code"}));
+  VMLET_ASSIGN_OR_RETURN(
+      metrics.duration, registry.AddHistogram("vmlet_cri_request_duration_seconds",
+                                              "Time vmletd took to answer CRI calls.", {"method"}));
+  VMLET_ASSIGN_OR_RETURN(
+      metrics.errors,
+      registry.AddCounter("vmlet_errors_total",
+                          "CRI calls that failed by vmletd's fault (not the caller's).",
+                          {"method"}));
+  return metrics;
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-#define VMLET_FORWARD(Adapter, Method)                                                          \
-  grpc::Status Adapter::Method(grpc::ServerContext*, const v1::Method##Request* request,        \
-                               v1::Method##Response* response) {                                \
-    return Instrument(#Method, *request, [&] { return service_->Method(*request, response); }); \
-  }
-#define VMLET_NOT_YET(Adapter, Method, what)                                             \
+#define VMLET_FORWARD(Adapter, Method)                                                   \
   grpc::Status Adapter::Method(grpc::ServerContext*, const v1::Method##Request* request, \
-                               v1::Method##Response*) {                                  \
-    return Instrument(#Method, *request, [&] { return NotYet(#Method, what); });         \
+                               v1::Method##Response* response) {                         \
+    return Instrument(#Method, metrics_, *request,                                       \
+                      [&] { return service_->Method(*request, response); });             \
+  }
+#define VMLET_NOT_YET(Adapter, Method, what)                                               \
+  grpc::Status Adapter::Method(grpc::ServerContext*, const v1::Method##Request* request,   \
+                               v1::Method##Response*) {                                    \
+    return Instrument(#Method, metrics_, *request, [&] { return NotYet(#Method, what); }); \
   }
 
 VMLET_FORWARD(RuntimeServiceAdapter, Version)
@@ -153,23 +184,20 @@ VMLET_FORWARD(RuntimeServiceAdapter, UpdateRuntimeConfig)
 VMLET_FORWARD(RuntimeServiceAdapter, Status)
 VMLET_FORWARD(RuntimeServiceAdapter, ReopenContainerLog)
 VMLET_FORWARD(RuntimeServiceAdapter, ExecSync)
-VMLET_NOT_YET(RuntimeServiceAdapter, UpdateContainerResources,
-              "vCPU and memory changes of running VMs are planned")
+VMLET_FORWARD(RuntimeServiceAdapter, UpdateContainerResources)
 VMLET_FORWARD(RuntimeServiceAdapter, Exec)
 VMLET_FORWARD(RuntimeServiceAdapter, Attach)
 VMLET_FORWARD(RuntimeServiceAdapter, PortForward)
-VMLET_NOT_YET(RuntimeServiceAdapter, ContainerStats, "VM statistics are planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, ListContainerStats, "VM statistics are planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, PodSandboxStats, "VM statistics are planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, ListPodSandboxStats, "VM statistics are planned")
+VMLET_FORWARD(RuntimeServiceAdapter, ContainerStats)
+VMLET_FORWARD(RuntimeServiceAdapter, ListContainerStats)
+VMLET_FORWARD(RuntimeServiceAdapter, PodSandboxStats)
+VMLET_FORWARD(RuntimeServiceAdapter, ListPodSandboxStats)
 VMLET_NOT_YET(RuntimeServiceAdapter, CheckpointContainer,
-              "checkpointing VMs through the CRI is not planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, ListMetricDescriptors, "VM metrics are planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, ListPodSandboxMetrics, "VM metrics are planned")
-VMLET_NOT_YET(RuntimeServiceAdapter, RuntimeConfig,
-              "the kubelet falls back to its own cgroup driver setting")
-VMLET_NOT_YET(RuntimeServiceAdapter, UpdatePodSandboxResources,
-              "vCPU and memory changes of running VMs are planned")
+              "checkpointing a VM to an archive through the CRI is not built")
+VMLET_FORWARD(RuntimeServiceAdapter, ListMetricDescriptors)
+VMLET_FORWARD(RuntimeServiceAdapter, ListPodSandboxMetrics)
+VMLET_FORWARD(RuntimeServiceAdapter, RuntimeConfig)
+VMLET_FORWARD(RuntimeServiceAdapter, UpdatePodSandboxResources)
 
 VMLET_FORWARD(ImageServiceAdapter, ListImages)
 VMLET_FORWARD(ImageServiceAdapter, ImageStatus)
@@ -183,7 +211,7 @@ VMLET_FORWARD(ImageServiceAdapter, PullImage)
 grpc::Status RuntimeServiceAdapter::StreamPodSandboxes(
     grpc::ServerContext*, const v1::StreamPodSandboxesRequest* request,
     grpc::ServerWriter<v1::StreamPodSandboxesResponse>* writer) {
-  return Instrument("StreamPodSandboxes", *request, [&]() -> absl::Status {
+  return Instrument("StreamPodSandboxes", metrics_, *request, [&]() -> absl::Status {
     v1::ListPodSandboxRequest list_request;
     *list_request.mutable_filter() = request->filter();
     v1::ListPodSandboxResponse list;
@@ -198,7 +226,7 @@ grpc::Status RuntimeServiceAdapter::StreamPodSandboxes(
 grpc::Status RuntimeServiceAdapter::StreamContainers(
     grpc::ServerContext*, const v1::StreamContainersRequest* request,
     grpc::ServerWriter<v1::StreamContainersResponse>* writer) {
-  return Instrument("StreamContainers", *request, [&]() -> absl::Status {
+  return Instrument("StreamContainers", metrics_, *request, [&]() -> absl::Status {
     v1::ListContainersRequest list_request;
     *list_request.mutable_filter() = request->filter();
     v1::ListContainersResponse list;
@@ -212,37 +240,67 @@ grpc::Status RuntimeServiceAdapter::StreamContainers(
 
 grpc::Status RuntimeServiceAdapter::StreamContainerStats(
     grpc::ServerContext*, const v1::StreamContainerStatsRequest* request,
-    grpc::ServerWriter<v1::StreamContainerStatsResponse>*) {
-  return Instrument("StreamContainerStats", *request,
-                    [] { return NotYet("StreamContainerStats", "VM statistics are planned"); });
+    grpc::ServerWriter<v1::StreamContainerStatsResponse>* writer) {
+  return Instrument("StreamContainerStats", metrics_, *request, [&]() -> absl::Status {
+    v1::ListContainerStatsRequest list_request;
+    *list_request.mutable_filter() = request->filter();
+    v1::ListContainerStatsResponse list;
+    VMLET_RETURN_IF_ERROR(service_->ListContainerStats(list_request, &list));
+    return WriteChunked(writer, list.stats(), [](v1::StreamContainerStatsResponse& r) {
+      return r.add_container_stats();
+    });
+  });
 }
 
 grpc::Status RuntimeServiceAdapter::StreamPodSandboxStats(
     grpc::ServerContext*, const v1::StreamPodSandboxStatsRequest* request,
-    grpc::ServerWriter<v1::StreamPodSandboxStatsResponse>*) {
-  return Instrument("StreamPodSandboxStats", *request,
-                    [] { return NotYet("StreamPodSandboxStats", "VM statistics are planned"); });
+    grpc::ServerWriter<v1::StreamPodSandboxStatsResponse>* writer) {
+  return Instrument("StreamPodSandboxStats", metrics_, *request, [&]() -> absl::Status {
+    v1::ListPodSandboxStatsRequest list_request;
+    *list_request.mutable_filter() = request->filter();
+    v1::ListPodSandboxStatsResponse list;
+    VMLET_RETURN_IF_ERROR(service_->ListPodSandboxStats(list_request, &list));
+    return WriteChunked(writer, list.stats(), [](v1::StreamPodSandboxStatsResponse& r) {
+      return r.add_pod_sandbox_stats();
+    });
+  });
 }
 
 grpc::Status RuntimeServiceAdapter::StreamPodSandboxMetrics(
     grpc::ServerContext*, const v1::StreamPodSandboxMetricsRequest* request,
-    grpc::ServerWriter<v1::StreamPodSandboxMetricsResponse>*) {
-  return Instrument("StreamPodSandboxMetrics", *request,
-                    [] { return NotYet("StreamPodSandboxMetrics", "VM metrics are planned"); });
+    grpc::ServerWriter<v1::StreamPodSandboxMetricsResponse>* writer) {
+  return Instrument("StreamPodSandboxMetrics", metrics_, *request, [&]() -> absl::Status {
+    v1::ListPodSandboxMetricsResponse list;
+    VMLET_RETURN_IF_ERROR(service_->ListPodSandboxMetrics({}, &list));
+    return WriteChunked(writer, list.pod_metrics(), [](v1::StreamPodSandboxMetricsResponse& r) {
+      return r.add_pod_sandbox_metrics();
+    });
+  });
 }
 
 grpc::Status RuntimeServiceAdapter::GetContainerEvents(
-    grpc::ServerContext*, const v1::GetEventsRequest* request,
-    grpc::ServerWriter<v1::ContainerEventResponse>*) {
-  return Instrument("GetContainerEvents", *request, [] {
-    return NotYet("GetContainerEvents", "the kubelet relists instead (generic PLEG)");
+    grpc::ServerContext* context, const v1::GetEventsRequest* request,
+    grpc::ServerWriter<v1::ContainerEventResponse>* writer) {
+  // Logged when the stream ends; it lasts as long as the subscriber stays.
+  return Instrument("GetContainerEvents", metrics_, *request, [&]() -> absl::Status {
+    std::shared_ptr<ContainerEventHub::Subscription> subscription =
+        service_->container_events()->Subscribe();
+    // Tell the client that it is subscribed (headers), so that it knows
+    // events from now on reach it.
+    writer->SendInitialMetadata();
+    while (true) {
+      VMLET_ASSIGN_OR_RETURN(std::optional<v1::ContainerEventResponse> event,
+                             subscription->Next([context] { return context->IsCancelled(); }));
+      // The subscriber went away: the normal end of this stream.
+      if (!event.has_value() || !writer->Write(*event)) return absl::OkStatus();
+    }
   });
 }
 
 grpc::Status ImageServiceAdapter::StreamImages(
     grpc::ServerContext*, const v1::StreamImagesRequest* request,
     grpc::ServerWriter<v1::StreamImagesResponse>* writer) {
-  return Instrument("StreamImages", *request, [&]() -> absl::Status {
+  return Instrument("StreamImages", metrics_, *request, [&]() -> absl::Status {
     v1::ListImagesRequest list_request;
     *list_request.mutable_filter() = request->filter();
     v1::ListImagesResponse list;

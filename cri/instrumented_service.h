@@ -8,10 +8,23 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "base/metrics.h"
 #include "cri/cri_service.h"
 #include "cri/v1/api.grpc.pb.h"
 
 namespace vmlet::cri {
+
+// What the adapters count, in a registry vmletd serves at metrics_address:
+// every call by method and gRPC code, its latency, and the calls that failed
+// by vmletd's fault rather than the caller's.
+struct RpcMetrics {
+  Counter* requests = nullptr;    // vmlet_cri_requests_total{method,code}
+  Histogram* duration = nullptr;  // vmlet_cri_request_duration_seconds{method}
+  Counter* errors = nullptr;      // vmlet_errors_total{method}
+
+  static absl::StatusOr<RpcMetrics> Register(MetricsRegistry& registry);
+};
 
 // The single mapping from absl status to gRPC status (the codes are the
 // same numbers; the message is kept).
@@ -19,8 +32,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 class RuntimeServiceAdapter final : public v1::RuntimeService::Service {
  public:
-  // `service` must outlive the adapter.
-  explicit RuntimeServiceAdapter(CriService* service) : service_(service) {}
+  // `service` and `metrics` (optional) must outlive the adapter.
+  explicit RuntimeServiceAdapter(CriService* service, const RpcMetrics* metrics = nullptr)
+      : service_(service), metrics_(metrics) {}
 
 #define VMLET_CRI_RPC(Method)                                                           \
   grpc::Status Method(grpc::ServerContext* context, const v1::Method##Request* request, \
@@ -75,11 +89,13 @@ class RuntimeServiceAdapter final : public v1::RuntimeService::Service {
 
  private:
   CriService* const service_;
+  const RpcMetrics* const metrics_;
 };
 
 class ImageServiceAdapter final : public v1::ImageService::Service {
  public:
-  explicit ImageServiceAdapter(CriService* service) : service_(service) {}
+  explicit ImageServiceAdapter(CriService* service, const RpcMetrics* metrics = nullptr)
+      : service_(service), metrics_(metrics) {}
 
   VMLET_CRI_RPC(ListImages)
   VMLET_CRI_RPC(ImageStatus)
@@ -93,6 +109,7 @@ class ImageServiceAdapter final : public v1::ImageService::Service {
 
  private:
   CriService* const service_;
+  const RpcMetrics* const metrics_;
 };
 
 }  // namespace vmlet::cri

@@ -427,7 +427,13 @@ absl::StatusOr<std::string> ImageStore::Pull(std::string_view name, const Creden
     flights_done_.wait(lock, [&] { return flight->done; });
     return flight->result;
   }
-  absl::StatusOr<std::string> result = PullOnce(name, credentials, progress);
+  // The bytes this pull downloaded, for pulled_bytes().
+  int64_t downloaded = 0;
+  absl::StatusOr<std::string> result = PullOnce(name, credentials, [&](const PullProgress& update) {
+    downloaded = std::max(downloaded, update.bytes_done);
+    if (progress) progress(update);
+  });
+  if (result.ok()) pulled_bytes_ += static_cast<uint64_t>(downloaded);
   {
     std::lock_guard lock(mu_);
     flight->result = result;

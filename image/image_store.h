@@ -134,6 +134,8 @@ class ImageStore {
   void Collect();
 
   StoreUsage Usage() const;
+  // Bytes downloaded by the pulls that succeeded since the store opened.
+  uint64_t pulled_bytes() const { return pulled_bytes_; }
   const std::string& dir() const { return options_.dir; }
 
  private:
@@ -183,6 +185,7 @@ class ImageStore {
   std::map<std::string, std::shared_ptr<Flight>, std::less<>> flights_;
   std::condition_variable flights_done_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<uint64_t> pulled_bytes_{0};
 };
 
 }  // namespace vmlet::image

@@ -5,7 +5,8 @@
 # the tools the image tests use (a local registry, skopeo, umoci, syslinux
 # for a bootable disk), the pod network: the CNI plugins, iproute2 (ip, tc),
 # iptables, nsenter, and systemd (systemd-analyze and systemd-socket-activate
-# for the unit tests).
+# for the unit tests); curl and python3-prometheus-client (its parser checks
+# vmletd's metrics text).
 # Runs as root (or through sudo); safe to run again.
 set -eu
 
@@ -19,7 +20,7 @@ PACKAGES="
   linux-image-cloud-amd64 busybox-static cpio qemu-guest-agent
   docker-registry skopeo umoci syslinux syslinux-common dosfstools mtools
   containernetworking-plugins iproute2 iptables util-linux kmod
-  systemd
+  systemd curl python3-prometheus-client
 "
 
 if [ "$(id -u)" -ne 0 ]; then

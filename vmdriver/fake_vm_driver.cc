@@ -1,5 +1,8 @@
 #include "vmdriver/fake_vm_driver.h"
 
+#include <algorithm>
+#include <set>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -12,18 +15,50 @@
 namespace vmlet::vmdriver {
 namespace {
 
-// One VM per file, one "key=value" per line; values never hold newlines
-// because tests choose them.
-std::string Serialize(const VmConfig& config, const VmInfo& info) {
-  return StrCat("id=", config.id, "\nsandbox_id=", config.sandbox_id, "\nname=", config.name,
-                "\nvcpus=", config.vcpus, "\nmemory_bytes=", config.memory_bytes,
-                "\nimage=", config.image, "\nlog_path=", config.log_path,
-                "\nstate=", static_cast<int>(info.state), "\nstarted_at=", info.started_at,
-                "\nfinished_at=", info.finished_at, "\nexit_code=", info.exit_code,
-                "\nreason=", info.reason, "\nmessage=", info.message, "\n");
+// The least memory UpdateResources gives a VM (as the libvirt driver).
+constexpr int64_t kMinLiveMemoryBytes = 16 * kMiB;
+
+std::string JoinCpus(const std::vector<int>& cpus) {
+  std::string out;
+  for (size_t i = 0; i < cpus.size(); ++i) StrAppend(&out, i == 0 ? "" : ",", cpus[i]);
+  return out;
 }
 
-absl::Status Parse(std::string_view text, VmConfig& config, VmInfo& info) {
+bool ParseCpus(std::string_view text, std::vector<int>* cpus) {
+  cpus->clear();
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    int cpu = 0;
+    if (!absl::SimpleAtoi(std::string(text.substr(0, comma)), &cpu)) return false;
+    cpus->push_back(cpu);
+    text = comma == std::string_view::npos ? "" : text.substr(comma + 1);
+  }
+  return true;
+}
+
+// One VM per file, one "key=value" per line; values never hold newlines
+// because tests choose them.
+std::string Serialize(const VmConfig& config, const VmInfo& info, int vcpu_limit,
+                      int64_t memory_limit) {
+  return StrCat("id=", config.id, "\nsandbox_id=", config.sandbox_id, "\nname=", config.name,
+                "\nvcpus=", config.vcpus, "\nmemory_bytes=", config.memory_bytes,
+                "\nmax_vcpus=", config.max_vcpus, "\nmax_memory_bytes=", config.max_memory_bytes,
+                "\ncpuset=", JoinCpus(config.cpuset), "\nvcpu_limit=", vcpu_limit,
+                "\nmemory_limit=", memory_limit, "\nimage=", config.image,
+                "\nlog_path=", config.log_path, "\nstate=", static_cast<int>(info.state),
+                "\nstarted_at=", info.started_at, "\nfinished_at=", info.finished_at,
+                "\nexit_code=", info.exit_code, "\nreason=", info.reason,
+                "\nmessage=", info.message, "\n");
+}
+
+// What UpdateResources may raise a VM created with `config` to.
+int VcpuLimitOf(const VmConfig& config) { return std::max(config.vcpus, config.max_vcpus); }
+int64_t MemoryLimitOf(const VmConfig& config) {
+  return std::max(config.memory_bytes, config.max_memory_bytes);
+}
+
+absl::Status Parse(std::string_view text, VmConfig& config, VmInfo& info, int& vcpu_limit,
+                   int64_t& memory_limit) {
   std::map<std::string, std::string> fields;
   size_t begin = 0;
   while (begin < text.size()) {
@@ -42,6 +77,20 @@ absl::Status Parse(std::string_view text, VmConfig& config, VmInfo& info) {
       !absl::SimpleAtoi(fields["started_at"], &info.started_at) ||
       !absl::SimpleAtoi(fields["finished_at"], &info.finished_at) ||
       !absl::SimpleAtoi(fields["exit_code"], &info.exit_code)) {
+    return absl::DataLossError("fake VM record is malformed");
+  }
+  // Written since UpdateResources exists; absent from older records.
+  if ((fields.contains("max_vcpus") && !absl::SimpleAtoi(fields["max_vcpus"], &config.max_vcpus)) ||
+      (fields.contains("max_memory_bytes") &&
+       !absl::SimpleAtoi(fields["max_memory_bytes"], &config.max_memory_bytes)) ||
+      !ParseCpus(fields["cpuset"], &config.cpuset)) {
+    return absl::DataLossError("fake VM record is malformed");
+  }
+  vcpu_limit = VcpuLimitOf(config);
+  memory_limit = MemoryLimitOf(config);
+  if ((fields.contains("vcpu_limit") && !absl::SimpleAtoi(fields["vcpu_limit"], &vcpu_limit)) ||
+      (fields.contains("memory_limit") &&
+       !absl::SimpleAtoi(fields["memory_limit"], &memory_limit))) {
     return absl::DataLossError("fake VM record is malformed");
   }
   config.id = info.id = fields["id"];
@@ -72,7 +121,8 @@ absl::Status FakeVmDriver::Load() {
     if (!IsHexId(name)) continue;  // Temporary files of an interrupted write.
     VMLET_ASSIGN_OR_RETURN(std::string text, ReadFile(StrCat(persist_dir_, "/", name)));
     Vm vm;
-    VMLET_RETURN_IF_ERROR(Annotate(Parse(text, vm.config, vm.info), name));
+    VMLET_RETURN_IF_ERROR(
+        Annotate(Parse(text, vm.config, vm.info, vm.vcpu_limit, vm.memory_limit), name));
     vms_[name] = std::move(vm);
   }
   return absl::OkStatus();
@@ -95,7 +145,7 @@ absl::Status FakeVmDriver::TakeFailure(std::string_view operation) {
 absl::Status FakeVmDriver::Persist(const Vm& vm) {
   if (persist_dir_.empty()) return absl::OkStatus();
   return WriteFileAtomically(StrCat(persist_dir_, "/", vm.config.id),
-                             Serialize(vm.config, vm.info));
+                             Serialize(vm.config, vm.info, vm.vcpu_limit, vm.memory_limit));
 }
 
 absl::Status FakeVmDriver::Create(const VmConfig& config) {
@@ -104,7 +154,10 @@ absl::Status FakeVmDriver::Create(const VmConfig& config) {
   if (vms_.contains(config.id)) {
     return absl::AlreadyExistsError(StrCat("VM \"", config.id, "\" already exists"));
   }
-  Vm vm{.config = config, .info = {.id = config.id}};
+  Vm vm{.config = config,
+        .info = {.id = config.id},
+        .vcpu_limit = VcpuLimitOf(config),
+        .memory_limit = MemoryLimitOf(config)};
   VMLET_RETURN_IF_ERROR(Persist(vm));
   vms_[config.id] = std::move(vm);
   return absl::OkStatus();
@@ -345,6 +398,108 @@ absl::Status FakeVmDriver::SimulateExit(std::string_view id, int32_t exit_code,
     VMLET_ASSIGN_OR_RETURN(event, ExitLocked(it->second, exit_code, std::move(reason), ""));
   }
   Emit(event);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<VmStats>> FakeVmDriver::CollectStats() {
+  std::lock_guard lock(mu_);
+  VMLET_RETURN_IF_ERROR(TakeFailure("CollectStats"));
+  bulk_stats_queries_.fetch_add(1);
+  const int64_t now = NowNanos();
+  std::vector<VmStats> all;
+  for (auto& [id, vm] : vms_) {
+    if (vm.info.state != VmState::kRunning) continue;
+    if (vm.fixed_stats) {
+      all.push_back(*vm.fixed_stats);
+      all.back().id = id;
+      continue;
+    }
+    vm.cpu_time_ns += 10'000'000;  // 10 ms of CPU per collect.
+    const auto memory = static_cast<uint64_t>(vm.config.memory_bytes);
+    all.push_back(VmStats{
+        .id = id,
+        .timestamp_ns = now,
+        .cpu_time_ns = vm.cpu_time_ns,
+        .vcpus = vm.config.vcpus,
+        .memory_bytes = memory,
+        .rss_bytes = memory / 2,
+        .guest_memory_reported = true,
+        .guest_total_bytes = memory,
+        .guest_unused_bytes = memory / 4,
+        .guest_available_bytes = memory / 2,
+    });
+  }
+  return all;
+}
+
+absl::Status FakeVmDriver::UpdateResources(std::string_view id, const VmResourceUpdate& update) {
+  std::lock_guard lock(mu_);
+  VMLET_RETURN_IF_ERROR(TakeFailure("UpdateResources"));
+  auto it = vms_.find(id);
+  if (it == vms_.end()) return NotFound(id);
+  Vm updated = it->second;
+  if (updated.info.state != VmState::kRunning) {
+    return absl::FailedPreconditionError(
+        StrCat("VM \"", id, "\" is ", VmStateName(updated.info.state),
+               ", not running: resources change only while it runs"));
+  }
+  // The same checks, in the same order and words, as the libvirt driver's
+  // (vmdriver/libvirt/live_resources.cc).
+  if (update.vcpus) {
+    const int vcpus = *update.vcpus;
+    if (vcpus < 1) {
+      return absl::OutOfRangeError(StrCat("vcpus: ", vcpus, " is less than 1: expected 1 to ",
+                                          updated.vcpu_limit, " (max_vcpus)"));
+    }
+    if (vcpus > updated.vcpu_limit) {
+      return absl::OutOfRangeError(StrCat("vcpus: ", vcpus, " is more than the ",
+                                          updated.vcpu_limit,
+                                          " vCPUs this VM was started with room for (max_vcpus)"));
+    }
+    updated.config.vcpus = vcpus;
+  }
+  if (update.memory_bytes) {
+    const int64_t bytes = *update.memory_bytes;
+    const int64_t limit = updated.memory_limit;
+    if (bytes < kMinLiveMemoryBytes) {
+      return absl::OutOfRangeError(StrCat(
+          "memory_bytes: ", bytes, " is less than ", kMinLiveMemoryBytes, " (16 MiB): expected ",
+          kMinLiveMemoryBytes, " to ", limit, " (max_memory_bytes)"));
+    }
+    if (bytes > limit) {
+      return absl::OutOfRangeError(
+          StrCat("memory_bytes: ", bytes, " is more than the ", limit, " bytes",
+                 limit % kMiB == 0 ? StrCat(" (", limit / kMiB, " MiB)") : "",
+                 " this VM was started with room for (max_memory_bytes)"));
+    }
+    updated.config.memory_bytes = bytes;
+  }
+  if (update.cpuset) {
+    const int host_cpus = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    std::set<int> seen;
+    for (int cpu : *update.cpuset) {
+      if (cpu < 0 || cpu >= host_cpus) {
+        return absl::InvalidArgumentError(StrCat(
+            "cpuset: CPU ", cpu, " is not on this host: expected CPUs ",
+            host_cpus == 1 ? "0" : StrCat("0-", host_cpus - 1), " (the host's online CPUs)"));
+      }
+      if (!seen.insert(cpu).second) {
+        return absl::InvalidArgumentError(
+            StrCat("cpuset: CPU ", cpu, " is listed twice: expected each CPU once"));
+      }
+    }
+    updated.config.cpuset = *update.cpuset;
+  }
+  VMLET_RETURN_IF_ERROR(Persist(updated));
+  it->second = std::move(updated);
+  return absl::OkStatus();
+}
+
+absl::Status FakeVmDriver::SetStats(std::string_view id, VmStats stats) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(id);
+  if (it == vms_.end()) return NotFound(id);
+  it->second.fixed_stats = std::move(stats);
   return absl::OkStatus();
 }
 

@@ -5,9 +5,12 @@
 #ifndef VMLET_VMDRIVER_FAKE_VM_DRIVER_H_
 #define VMLET_VMDRIVER_FAKE_VM_DRIVER_H_
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,10 +51,23 @@ class FakeVmDriver : public VmDriver {
   absl::StatusOr<int> AttachConsole(std::string_view id, ConsoleReader reader) override;
   void DetachConsole(std::string_view id, int handle) override;
   absl::Status WriteConsole(std::string_view id, std::string_view bytes) override;
+  // A VmStats for each running VM: what SetStats fixed for it, else figures
+  // that move: cpu_time_ns grows by 10 ms per call, vCPUs and memory are the
+  // config's, rss and the guest's view derived from its memory.
+  absl::StatusOr<std::vector<VmStats>> CollectStats() override;
+  // The checks and messages of the libvirt driver against the VM's config
+  // (limits: max_vcpus and max_memory_bytes as created, 0 meaning the
+  // start value; cpuset CPUs below std::thread::hardware_concurrency()),
+  // then the new values go into the config (see ConfigOf).
+  absl::Status UpdateResources(std::string_view id, const VmResourceUpdate& update) override;
+
+  // How many times CollectStats has queried the (fake) engine.
+  uint64_t bulk_stats_queries() const { return bulk_stats_queries_.load(); }
 
   // Test controls.
   // The next call of `operation` ("Create", "Start", "Stop", "Destroy",
-  // "Remove", "Exec", "ExecStreaming") fails with `status` and changes nothing.
+  // "Remove", "Exec", "ExecStreaming", "CollectStats", "UpdateResources")
+  // fails with `status` and changes nothing.
   void FailNext(std::string_view operation, absl::Status status);
   // Makes CheckReachable and every operation answer `status` until reset
   // with an OK status.
@@ -71,13 +87,22 @@ class FakeVmDriver : public VmDriver {
   // Sends `bytes` to the console readers of VM `id`, as if the guest had
   // printed them.
   void SimulateConsoleOutput(std::string_view id, std::string_view bytes);
-  // The config a VM was created with.
+  // The config a VM was created with, as UpdateResources changed it.
   absl::StatusOr<VmConfig> ConfigOf(std::string_view id);
+  // Makes CollectStats return `stats` (with the VM's id) for VM `id` while
+  // it runs. NOT_FOUND for an unknown VM.
+  absl::Status SetStats(std::string_view id, VmStats stats);
 
  private:
   struct Vm {
     VmConfig config;
     VmInfo info;
+    // What UpdateResources may raise vCPUs and memory to: the config's
+    // maximum, or its start value.
+    int vcpu_limit = 0;
+    int64_t memory_limit = 0;
+    uint64_t cpu_time_ns = 0;            // Grows with every CollectStats.
+    std::optional<VmStats> fixed_stats;  // From SetStats.
   };
 
   // Runs under mu_: the injected failure for `operation`, if any.
@@ -96,6 +121,7 @@ class FakeVmDriver : public VmDriver {
   VmEventHandler handler_;
   ExecHandler exec_handler_;
   ExecStreamingHandler exec_streaming_handler_;
+  std::atomic<uint64_t> bulk_stats_queries_{0};
 
   // Held while readers run, so that DetachConsole waits for a running one.
   // Never taken before mu_ is released; mu_ is never taken under it.
@@ -133,6 +159,10 @@ class UnavailableVmDriver : public VmDriver {
   absl::StatusOr<int> AttachConsole(std::string_view, ConsoleReader) override { return Error(); }
   void DetachConsole(std::string_view, int) override {}
   absl::Status WriteConsole(std::string_view, std::string_view) override { return Error(); }
+  absl::StatusOr<std::vector<VmStats>> CollectStats() override { return Error(); }
+  absl::Status UpdateResources(std::string_view, const VmResourceUpdate&) override {
+    return Error();
+  }
 
  private:
   absl::Status Error() const { return absl::UnavailableError(reason_); }

@@ -43,6 +43,12 @@ struct VmConfig {
   std::string container_name;
   int vcpus = 1;
   int64_t memory_bytes = 512 * kMiB;
+  // What UpdateResources may raise vCPUs and memory to while the VM runs;
+  // 0: the start value (no growth). Never below the start value.
+  int max_vcpus = 0;
+  int64_t max_memory_bytes = 0;
+  // Host CPUs the VM's vCPUs and emulator threads may run on; empty: all.
+  std::vector<int> cpuset;
   std::string image;  // The image reference the VM boots from, as the kubelet named it.
   BootSource boot;
   uint64_t root_disk_bytes = 0;  // Virtual size of the root disk overlay; 0 = the image's size.

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -87,6 +88,37 @@ struct ExecStreams {
   // gone, which ends the exec as a failed write does, also when the command
   // prints nothing.
   std::function<bool()> client_gone;
+};
+
+// What one VM used, from one bulk query of the engine (CollectStats).
+// Counters are cumulative since the VM started.
+struct VmStats {
+  std::string id;
+  int64_t timestamp_ns = 0;   // When the figures were read; nanoseconds since the epoch.
+  uint64_t cpu_time_ns = 0;   // CPU time of the whole VM (vCPUs, emulator, I/O threads).
+  int vcpus = 0;              // vCPUs the VM has now.
+  uint64_t memory_bytes = 0;  // Memory given to the guest now (the balloon's current size).
+  uint64_t rss_bytes = 0;     // Resident memory of the VM's process, as the host sees it.
+  // The guest's own view, when its balloon driver reports it (else false and 0).
+  bool guest_memory_reported = false;
+  uint64_t guest_total_bytes = 0;      // MemTotal.
+  uint64_t guest_unused_bytes = 0;     // MemFree.
+  uint64_t guest_available_bytes = 0;  // MemAvailable.
+  // Summed over the VM's NICs the engine knows, when it knows one (else
+  // false and 0).
+  bool network_reported = false;
+  uint64_t rx_bytes = 0, rx_errors = 0, tx_bytes = 0, tx_errors = 0;
+  // Host bytes allocated to the VM's writable disks (its overlays).
+  uint64_t disk_allocated_bytes = 0;
+};
+
+// A live change of a running VM's resources (UpdateResources). Unset
+// fields stay as they are.
+struct VmResourceUpdate {
+  std::optional<int> vcpus;
+  std::optional<int64_t> memory_bytes;
+  // Host CPUs the vCPUs and the emulator threads may run on; empty: all.
+  std::optional<std::vector<int>> cpuset;
 };
 
 // All methods may be called from any thread concurrently. Operations on one
@@ -170,6 +202,20 @@ class VmDriver {
   // not connected. Writers are not serialised against each other beyond
   // each call's bytes staying together.
   virtual absl::Status WriteConsole(std::string_view id, std::string_view bytes) = 0;
+
+  // The figures of every running VM (of this driver), read with one bulk
+  // query of the engine. UNAVAILABLE when the engine cannot be reached.
+  virtual absl::StatusOr<std::vector<VmStats>> CollectStats() = 0;
+
+  // Changes the resources of a running VM live, and in its definition so
+  // that they survive a restart of the VM. vCPUs go from 1 up to the VM's
+  // max_vcpus (hot-plug and unplug, onlined in the guest through its agent
+  // when it has one); memory from 16 MiB up to max_memory_bytes (the
+  // balloon). NOT_FOUND for an unknown VM; FAILED_PRECONDITION when it is
+  // not running; OUT_OF_RANGE naming the field, the value and the limit
+  // when a value is beyond what the VM was started with; INVALID_ARGUMENT
+  // for a CPU the host does not have. Nothing changes when a check fails.
+  virtual absl::Status UpdateResources(std::string_view id, const VmResourceUpdate& update) = 0;
 
   // Facts for the runtime's verbose Status (accelerator, versions, ...).
   virtual std::vector<std::pair<std::string, std::string>> StatusInfo() { return {}; }

@@ -24,6 +24,13 @@ int CriStop(Client& client, Args args);
 int CriRemove(Client& client, Args args);
 int CriStopPod(Client& client, Args args);
 int CriRemovePod(Client& client, Args args);
+// `cri stats|statsp|update|events|runtime-config ...`
+// (cri_stats_commands.cc).
+int CriStats(Client& client, Args args);
+int CriStatsPod(Client& client, Args args);
+int CriUpdate(Client& client, Args args);
+int CriEvents(Client& client, Args args);
+int CriRuntimeConfig(Client& client, Args args);
 
 // The VM pod commands (pod_commands.cc, logs_command.cc).
 int RunPod(Client& client, Args args);

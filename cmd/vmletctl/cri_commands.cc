@@ -35,6 +35,11 @@ constexpr char kCriUsage[] =
     "  rm ID            RemoveContainer\n"
     "  stopp POD_ID     StopPodSandbox\n"
     "  rmp POD_ID       RemovePodSandbox\n"
+    "  stats [ID]       containers' CPU, memory and disk use (-a: all containers)\n"
+    "  statsp [POD_ID]  pod sandboxes' CPU, memory and network use\n"
+    "  update ID        UpdateContainerResources (--cpu-quota, --memory, --cpuset-cpus ...)\n"
+    "  events           container events as they happen, until interrupted\n"
+    "  runtime-config   RuntimeConfig (the cgroup driver)\n"
     "\n"
     "Run \"vmletctl cri COMMAND --help\" for the options of a command.\n";
 
@@ -239,12 +244,17 @@ int CriCommand(Client& client, Args args) {
     return kExitOk;
   }
   using Handler = int (*)(Client&, Args);
+  // Not reformatted: clang-format would put one command a line.
+  // clang-format off
   static const std::map<std::string, Handler, std::less<>> kCommands = {
       {"version", Version},  {"status", Status},    {"pods", Pods},           {"ps", Containers},
       {"images", Images},    {"inspect", Inspect},  {"inspectp", InspectPod}, {"runp", CriRunPod},
       {"create", CriCreate}, {"start", CriStart},   {"stop", CriStop},        {"rm", CriRemove},
       {"stopp", CriStopPod}, {"rmp", CriRemovePod},
+      {"stats", CriStats},   {"statsp", CriStatsPod}, {"update", CriUpdate},  {"events", CriEvents},
+      {"runtime-config", CriRuntimeConfig},
   };
+  // clang-format on
   auto it = kCommands.find(command);
   if (it == kCommands.end())
     return UsageError("cri", StrCat("unknown command \"cri ", command, "\""));

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_join.h"
 #include "base/file_util.h"
+#include "base/host_port.h"
 #include "base/status.h"
 #include "base/str_util.h"
 
@@ -412,6 +413,34 @@ const std::vector<KeySpec>& Keys() {
       IntKey("shutdown_timeout_seconds", &Config::shutdown_timeout_seconds, 0, 3600),
       IntKey("default_vcpus", &Config::default_vcpus, 1, 512),
       IntKey("default_memory_mib", &Config::default_memory_mib, 16, 4 * 1024 * 1024),
+      IntKey("max_vcpus", &Config::max_vcpus, 0, 512),
+      IntKey("max_memory_mib", &Config::max_memory_mib, 0, 4 * 1024 * 1024),
+      IntKey("stats_interval_seconds", &Config::stats_interval_seconds, 1, 3600),
+      ChoiceKey("cgroup_driver", &Config::cgroup_driver, {"auto", "systemd", "cgroupfs"},
+                "one of auto, systemd, cgroupfs"),
+      {.key = "metrics_address",
+       .set = [](const YAML::Node& node, Config& config) -> absl::Status {
+         if (node.IsNull()) {
+           config.metrics_address = "";
+           return absl::OkStatus();
+         }
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("metrics_address", node));
+         if (value.empty() || value == "none") {
+           config.metrics_address = "";
+           return absl::OkStatus();
+         }
+         if (!ParseHostPort(value).ok()) {
+           return BadValue("metrics_address", value,
+                           "HOST:PORT with an IP address, such as 127.0.0.1:9464 or [::1]:9464, "
+                           "or none");
+         }
+         config.metrics_address = value;
+         return absl::OkStatus();
+       },
+       .scalar =
+           [](const Config& config) {
+             return config.metrics_address.empty() ? std::string("none") : config.metrics_address;
+           }},
       {.key = "local_images",
        .set = SetLocalImages,
        .collection = EmitLocalImages,

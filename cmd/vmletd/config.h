@@ -37,6 +37,20 @@ struct Config {
   // vCPUs and memory of a VM whose container has no CPU / memory limit.
   int default_vcpus = 1;
   int default_memory_mib = 512;
+  // What UpdateContainerResources may raise a running VM to: vCPUs (hot
+  // plug; 0: the node's CPU count) and memory (the balloon; 0: each VM's
+  // start size, so memory can shrink and grow back but not beyond).
+  int max_vcpus = 0;
+  int max_memory_mib = 0;
+  // How often VM statistics are read from libvirt, in one bulk query.
+  int stats_interval_seconds = 5;
+  // What RuntimeConfig tells the kubelet: "systemd", "cgroupfs" or "auto"
+  // (systemd when it runs the host). A choice the host cannot back is an
+  // error at start.
+  std::string cgroup_driver = "auto";
+  // HOST:PORT of the Prometheus endpoint (/metrics) of vmletd itself; empty
+  // or "none": off.
+  std::string metrics_address;
   // Image name -> directory holding a VM image layout (disk/<file> or
   // boot/vmlinuz, boot/initrd, boot/cmdline), served without a registry.
   std::map<std::string, std::string> local_images;

@@ -54,6 +54,19 @@ absl::StatusOr<std::unique_ptr<vmdriver::VmDriver>> MakeDriver(const Config& con
   return driver;
 }
 
+// systemd runs the host when /run/systemd/system exists (sd_booted()).
+absl::StatusOr<std::string> ResolveCgroupDriver(const std::string& configured) {
+  struct stat st;
+  const bool systemd = ::stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
+  if (configured == "auto") return std::string(systemd ? "systemd" : "cgroupfs");
+  if (configured == "systemd" && !systemd) {
+    return absl::FailedPreconditionError(
+        "cgroup_driver: \"systemd\", but systemd does not run this host (no "
+        "/run/systemd/system): expected cgroupfs or auto");
+  }
+  return configured;
+}
+
 }  // namespace
 
 absl::Status PrepareSocketPath(const std::string& path) {
@@ -80,6 +93,7 @@ absl::Status PrepareSocketPath(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  VMLET_ASSIGN_OR_RETURN(std::string cgroup_driver, ResolveCgroupDriver(config.cgroup_driver));
   std::unique_ptr<Server> server(new Server(config));
   VMLET_ASSIGN_OR_RETURN(server->driver_, MakeDriver(config));
   const std::string netns_dir = StrCat(config.run_dir, "/netns");
@@ -99,6 +113,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                       .run_dir = config.run_dir,
                       .default_vcpus = config.default_vcpus,
                       .default_memory_bytes = int64_t{config.default_memory_mib} * vmdriver::kMiB,
+                      .max_vcpus = config.max_vcpus,
+                      .max_memory_bytes = int64_t{config.max_memory_mib} * vmdriver::kMiB,
+                      .stats_interval = absl::Seconds(config.stats_interval_seconds),
+                      .cgroup_driver = cgroup_driver,
                       .local_images = config.local_images,
                       .registries = config.registries,
                       .image_translations = config.image_translations},
@@ -121,8 +139,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   server->socket_activated_ = activated >= 0;
   if (!server->socket_activated_) VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.cri_socket));
 
-  server->runtime_service_ = std::make_unique<cri::RuntimeServiceAdapter>(server->cri_.get());
-  server->image_service_ = std::make_unique<cri::ImageServiceAdapter>(server->cri_.get());
+  VMLET_RETURN_IF_ERROR(server->RegisterMetrics());
+  server->runtime_service_ =
+      std::make_unique<cri::RuntimeServiceAdapter>(server->cri_.get(), &server->rpc_metrics_);
+  server->image_service_ =
+      std::make_unique<cri::ImageServiceAdapter>(server->cri_.get(), &server->rpc_metrics_);
   grpc::ServerBuilder builder;
   if (!server->socket_activated_) {
     builder.AddListeningPort(StrCat("unix:", config.cri_socket), grpc::InsecureServerCredentials());
@@ -170,7 +191,39 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return status;
   }
   kLog.Info("serving the VM-spec API on {}", config.vmspec_socket);
+  if (!config.metrics_address.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
+        MetricsServer::Start(config.metrics_address, &server->metrics_);
+    if (!metrics.ok()) {
+      server->Shutdown();
+      return Annotate(metrics.status(), "metrics_address");
+    }
+    server->metrics_server_ = *std::move(metrics);
+    kLog.Info("serving Prometheus metrics on http://{}/metrics", config.metrics_address);
+  }
   return server;
+}
+
+absl::Status Server::RegisterMetrics() {
+  VMLET_ASSIGN_OR_RETURN(rpc_metrics_, cri::RpcMetrics::Register(metrics_));
+  cri::CriService* cri = cri_.get();
+  metrics_.AddCollector([cri](MetricSink& sink) {
+    MetricSink::Family& vms = sink.AddGauge("vmlet_vms", "Containers (VMs) by state.", {"state"});
+    for (const auto& [state, count] : cri->ContainersByState()) vms.Add({state}, count);
+    sink.AddCounter("vmlet_image_pull_bytes_total",
+                    "Bytes downloaded by successful pulls since vmletd started.")
+        .Add({}, static_cast<double>(cri->images()->pulled_bytes()));
+    sink.AddCounter("vmlet_stats_collections_total",
+                    "Bulk readings of VM statistics (one libvirt query each).")
+        .Add({}, static_cast<double>(cri->stats()->collections()));
+    sink.AddCounter("vmlet_stats_collection_errors_total", "Bulk readings that failed.")
+        .Add({}, static_cast<double>(cri->stats()->errors()));
+    sink.AddGauge("vmlet_container_event_subscribers", "Open GetContainerEvents streams.")
+        .Add({}, static_cast<double>(cri->container_events()->subscribers()));
+    sink.AddCounter("vmlet_container_events_total", "Container events published.")
+        .Add({}, static_cast<double>(cri->container_events()->published()));
+  });
+  return absl::OkStatus();
 }
 
 Server::~Server() {
@@ -188,6 +241,9 @@ void Server::Shutdown() {
   // A pull in flight would hold the shutdown for as long as its download.
   if (cri_ != nullptr && cri_->images() != nullptr) cri_->images()->CancelAll();
   if (activated_listener_ != nullptr) activated_listener_->Stop();  // No new connections.
+  // Event streams last until their subscriber leaves: end them, so that
+  // the wait for calls in flight below does not wait for them.
+  if (cri_ != nullptr) cri_->Shutdown();
   if (grpc_server_ != nullptr) {
     kLog.Info("shutting down: waiting up to {}s for calls in flight",
               config_.shutdown_timeout_seconds);
@@ -196,6 +252,7 @@ void Server::Shutdown() {
     grpc_server_->Wait();
     if (!socket_activated_) (void)RemoveFileIfExists(config_.cri_socket);
   }
+  if (metrics_server_ != nullptr) metrics_server_->Stop();
   // Sessions that outlived the CRI calls that opened them end here.
   if (streaming_server_ != nullptr) streaming_server_->Stop();
   if (vmspec_server_ != nullptr) {

@@ -10,7 +10,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/metrics.h"
 #include "cmd/vmletd/config.h"
+#include "cmd/vmletd/metrics_server.h"
 #include "cmd/vmletd/socket_activation.h"
 #include "cri/cri_service.h"
 #include "cri/instrumented_service.h"
@@ -41,7 +43,15 @@ class Server {
  private:
   explicit Server(const Config& config) : config_(config) {}
 
+  // Registers what vmletd serves at metrics_address: the adapters' call
+  // figures and a collector of VMs by state, statistics and events.
+  absl::Status RegisterMetrics();
+
   Config config_;
+  // Declared first: the metrics server, which reads it, stops before the
+  // parts it reports on go away.
+  MetricsRegistry metrics_;
+  cri::RpcMetrics rpc_metrics_;
   std::unique_ptr<vmdriver::VmDriver> driver_;
   std::unique_ptr<network::PodNetwork> network_;
   std::unique_ptr<cri::CriService> cri_;
@@ -54,6 +64,7 @@ class Server {
   std::unique_ptr<vmspec::ImagesService> images_service_;
   std::unique_ptr<vmspec::ConsoleService> console_service_;
   std::unique_ptr<grpc::Server> vmspec_server_;  // The VM-spec socket.
+  std::unique_ptr<MetricsServer> metrics_server_;
   bool shut_down_ = false;
 };
 

@@ -37,6 +37,13 @@ class RecordStore {
 
   const std::string& kind() const { return kind_; }
 
+  // Called after every successful Add (before = null), Update and Delete
+  // (after = null), under the store's lock, so in the order of the changes.
+  // It must be quick and must not call the store. Set before the store is
+  // shared between threads; Load does not call it.
+  using Observer = std::function<void(const Record* before, const Record* after)>;
+  void SetObserver(Observer observer) { observer_ = std::move(observer); }
+
   // Loads every record in the directory. A file that cannot be read is
   // renamed to "<file>.corrupt" and reported in the returned list of
   // warnings; it never stops the load.
@@ -76,6 +83,7 @@ class RecordStore {
     }
     VMLET_RETURN_IF_ERROR(WriteRecordFile(PathOf(record.id()), record));
     records_.emplace(record.id(), record);
+    if (observer_) observer_(nullptr, &record);
     return absl::OkStatus();
   }
 
@@ -102,6 +110,7 @@ class RecordStore {
       return absl::InternalError(StrCat("updating ", kind_, " \"", id, "\" changed its id"));
     }
     VMLET_RETURN_IF_ERROR(WriteRecordFile(PathOf(it->first), updated));
+    if (observer_) observer_(&it->second, &updated);
     it->second = updated;
     return updated;
   }
@@ -115,6 +124,7 @@ class RecordStore {
     if (std::remove(path.c_str()) != 0 && errno != ENOENT) {
       return ErrnoToStatus(errno, StrCat("removing ", kind_, " record \"", path, "\""));
     }
+    if (observer_) observer_(&it->second, nullptr);
     records_.erase(it);
     return absl::OkStatus();
   }
@@ -164,6 +174,7 @@ class RecordStore {
   const std::string dir_;
   mutable std::mutex mu_;
   Map records_;
+  Observer observer_;
 };
 
 }  // namespace vmlet::cri::store

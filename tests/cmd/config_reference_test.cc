@@ -147,6 +147,11 @@ Config RichConfig() {
   config.shutdown_timeout_seconds = 30;
   config.default_vcpus = 4;
   config.default_memory_mib = 2048;
+  config.max_vcpus = 8;
+  config.max_memory_mib = 4096;
+  config.stats_interval_seconds = 10;
+  config.cgroup_driver = "systemd";
+  config.metrics_address = "127.0.0.2:9464";
   config.local_images = {{"vmlet.local/demo:1", "/var/lib/vmlet/demo/image"},
                          {"docker.io/vms/odd:latest", "/srv/images/odd: name #1"}};
   config.registries["127.0.0.1:5000"].plain_http = true;

@@ -53,6 +53,8 @@ void CriFixture::Restart() {
   service_ =
       std::make_unique<cri::CriService>(cri::CriOptions{.state_dir = dir_.path() + "/state",
                                                         .run_dir = dir_.path() + "/run",
+                                                        // Tests collect with CollectNow.
+                                                        .stats_interval = absl::ZeroDuration(),
                                                         .local_images = {{kTestImage, image_dir}}},
                                         driver_.get(), &network_);
   absl::Status status = service_->Init();

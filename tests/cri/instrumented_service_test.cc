@@ -47,11 +47,11 @@ class AdapterTest : public vmlet::testing::CriFixture {
 
 TEST_F(AdapterTest, UnimplementedRpcsSaySoWithAMessage) {
   RuntimeServiceAdapter runtime(service_.get());
-  v1::ContainerStatsRequest request;
-  v1::ContainerStatsResponse response;
-  grpc::Status status = runtime.ContainerStats(&context_, &request, &response);
+  v1::CheckpointContainerRequest request;
+  v1::CheckpointContainerResponse response;
+  grpc::Status status = runtime.CheckpointContainer(&context_, &request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("ContainerStats"));
+  EXPECT_THAT(status.error_message(), HasSubstr("CheckpointContainer"));
 
   ImageServiceAdapter images(service_.get());
   v1::PullImageRequest pull;
@@ -129,6 +129,29 @@ TEST_F(AdapterTest, ImageFsInfoReportsTheImageDirectory) {
   ASSERT_EQ(response.image_filesystems_size(), 1);
   EXPECT_THAT(response.image_filesystems(0).fs_id().mountpoint(), HasSubstr("/images"));
   EXPECT_GT(response.image_filesystems(0).timestamp(), 0);
+}
+
+TEST_F(AdapterTest, CallsAreCountedAndTimedByMethodAndCode) {
+  MetricsRegistry registry;
+  absl::StatusOr<RpcMetrics> metrics = RpcMetrics::Register(registry);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  RuntimeServiceAdapter runtime(service_.get(), &*metrics);
+  v1::VersionRequest version;
+  v1::VersionResponse version_response;
+  ASSERT_TRUE(runtime.Version(&context_, &version, &version_response).ok());
+  ASSERT_TRUE(runtime.Version(&context_, &version, &version_response).ok());
+  v1::ContainerStatusRequest status;
+  status.set_container_id("abcdef0123456789");
+  v1::ContainerStatusResponse status_response;
+  EXPECT_FALSE(runtime.ContainerStatus(&context_, &status, &status_response).ok());
+
+  const std::string text = registry.RenderText();
+  EXPECT_THAT(text, HasSubstr("vmlet_cri_requests_total{method=\"Version\",code=\"OK\"} 2\n"));
+  EXPECT_THAT(
+      text, HasSubstr("vmlet_cri_requests_total{method=\"ContainerStatus\",code=\"NOT_FOUND\"} 1"));
+  EXPECT_THAT(text, HasSubstr("vmlet_cri_request_duration_seconds_count{method=\"Version\"} 2"));
+  // NOT_FOUND is the caller's error, not vmletd's.
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("vmlet_errors_total{method=\"ContainerStatus\"}")));
 }
 
 }  // namespace

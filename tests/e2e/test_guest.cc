@@ -90,6 +90,29 @@ std::string CreateAndStartVm(runtime::v1::RuntimeService::Stub& runtime,
   return created.container_id();
 }
 
+std::string CreateAndStartVm(runtime::v1::RuntimeService::Stub& runtime,
+                             const std::string& sandbox_id, const std::string& image,
+                             const runtime::v1::LinuxContainerResources& resources) {
+  grpc::ClientContext context;
+  runtime::v1::CreateContainerRequest request;
+  request.set_pod_sandbox_id(sandbox_id);
+  request.mutable_config()->mutable_metadata()->set_name("vm");
+  request.mutable_config()->mutable_image()->set_image(image);
+  request.mutable_config()->set_log_path("vm/0.log");
+  *request.mutable_config()->mutable_linux()->mutable_resources() = resources;
+  runtime::v1::CreateContainerResponse created;
+  grpc::Status status = runtime.CreateContainer(&context, request, &created);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  if (!status.ok()) return "";
+  grpc::ClientContext start_context;
+  runtime::v1::StartContainerRequest start;
+  start.set_container_id(created.container_id());
+  runtime::v1::StartContainerResponse started;
+  status = runtime.StartContainer(&start_context, start, &started);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return created.container_id();
+}
+
 std::string ReadAll(const std::string& path) {
   absl::StatusOr<std::string> text = ReadFile(path);
   return text.ok() ? *text : "";

@@ -39,6 +39,12 @@ absl::Status MakeGuestLayout(const std::string& dir, const std::string& cmdline)
 std::string CreateAndStartVm(runtime::v1::RuntimeService::Stub& runtime,
                              const std::string& sandbox_id, const std::string& image);
 
+// As above, with the container's resources (CPU and memory limits, ...)
+// as given instead of the 256 MiB limit.
+std::string CreateAndStartVm(runtime::v1::RuntimeService::Stub& runtime,
+                             const std::string& sandbox_id, const std::string& image,
+                             const runtime::v1::LinuxContainerResources& resources);
+
 // The file's contents, or "" when it cannot be read.
 std::string ReadAll(const std::string& path);
 

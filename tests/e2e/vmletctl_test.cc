@@ -4,10 +4,17 @@
 //
 // Needs $VMLETD and $VMLETCTL, set by meson; without $VMLETD the test exits
 // 77, which meson reports as skipped.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -16,8 +23,10 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "absl/time/clock.h"
 #include "base/file_util.h"
 #include "base/process.h"
+#include "base/status.h"
 #include "base/str_util.h"
 #include "cri/v1/api.grpc.pb.h"
 #include "tests/e2e/vmletd_process.h"
@@ -442,6 +451,372 @@ TEST(VmletctlUsageTest, PrintsUsageForHelpOnEveryLevel) {
     EXPECT_EQ(run->code, 0) << run->output;
     EXPECT_THAT(run->output, HasSubstr(c.message));
   }
+}
+
+// ---- stats, statsp, update, events and runtime-config ----
+
+// A vmletctl that runs while the test goes on (`cri events`), its stdout
+// and stderr read as they come. The destructor kills and reaps it if it
+// still runs, whatever the test's outcome.
+class LiveVmletctl {
+ public:
+  LiveVmletctl() = default;
+  LiveVmletctl(const LiveVmletctl&) = delete;
+  LiveVmletctl& operator=(const LiveVmletctl&) = delete;
+  ~LiveVmletctl() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    for (int fd : {out_fd_, err_fd_}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  absl::Status Start(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {VmletctlBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> c_argv;
+    for (std::string& arg : argv) c_argv.push_back(arg.data());
+    c_argv.push_back(nullptr);
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "pipe2");
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+      ::close(out[0]);
+      ::close(out[1]);
+      return ErrnoToStatus(errno, "pipe2");
+    }
+    out_fd_ = out[0];
+    err_fd_ = err[0];
+    const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Only async-signal-safe calls in the child.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (::dup2(null_fd, 0) < 0 || ::dup2(out[1], 1) < 0 || ::dup2(err[1], 2) < 0) ::_exit(127);
+      ::execv(c_argv[0], c_argv.data());
+      ::_exit(127);
+    }
+    const int fork_errno = errno;
+    ::close(out[1]);
+    ::close(err[1]);
+    if (null_fd >= 0) ::close(null_fd);
+    if (pid_ < 0) return ErrnoToStatus(fork_errno, "fork");
+    return absl::OkStatus();
+  }
+
+  // Reads stdout and stderr until `done()` holds (true), or `timeout`
+  // passes or both are closed (false).
+  bool ReadUntil(const std::function<bool()>& done, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!done()) {
+      if (out_fd_ < 0 && err_fd_ < 0) return false;
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return false;
+      pollfd fds[2] = {{.fd = out_fd_, .events = POLLIN, .revents = 0},
+                       {.fd = err_fd_, .events = POLLIN, .revents = 0}};
+      const int ready = ::poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+      if (ready < 0 && errno != EINTR) return false;
+      if (ready <= 0) continue;
+      Drain(fds[0], out_fd_, out_);
+      Drain(fds[1], err_fd_, err_);
+    }
+    return true;
+  }
+
+  // SIGINT, then waits at most `timeout` for the exit (SIGKILL after that),
+  // reading the output meanwhile.
+  absl::StatusOr<ExitStatus> Interrupt(absl::Duration timeout) {
+    if (pid_ <= 0) return absl::FailedPreconditionError("vmletctl is not running");
+    ::kill(pid_, SIGINT);
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      int wait_status = 0;
+      const pid_t done = ::waitpid(pid_, &wait_status, WNOHANG);
+      if (done == pid_) {
+        pid_ = -1;
+        ReadUntil([] { return false; }, absl::Milliseconds(100));  // The rest of the output.
+        ExitStatus status;
+        if (WIFEXITED(wait_status)) status.code = WEXITSTATUS(wait_status);
+        if (WIFSIGNALED(wait_status)) status.signal = WTERMSIG(wait_status);
+        return status;
+      }
+      if (absl::Now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        return absl::DeadlineExceededError("vmletctl did not exit after SIGINT; killed");
+      }
+      ReadUntil([] { return false; }, absl::Milliseconds(50));
+    }
+  }
+
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+
+ private:
+  static void Drain(const pollfd& polled, int& fd, std::string& into) {
+    if (fd < 0 || polled.revents == 0) return;
+    char buffer[4096];
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) return;
+    if (n <= 0) {
+      ::close(fd);
+      fd = -1;
+      return;
+    }
+    into.append(buffer, static_cast<size_t>(n));
+  }
+
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string out_;
+  std::string err_;
+};
+
+// The lines of `text` that contain every one of `parts`.
+std::vector<std::string> LinesWith(const std::string& text, const std::vector<std::string>& parts) {
+  std::vector<std::string> lines;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;  // Not complete yet.
+    const std::string line = text.substr(start, end - start);
+    bool all = true;
+    for (const std::string& part : parts) all = all && line.find(part) != std::string::npos;
+    if (all) lines.push_back(line);
+    start = end + 1;
+  }
+  return lines;
+}
+
+class VmletctlStatsTest : public VmletctlTest {
+ protected:
+  // `cri runp` and `cri create` of pod "db" with container "main" (1 vCPU,
+  // 256 MiB); `start` starts it. The ids into pod_id_ and container_id_.
+  void MakeContainer(bool start) {
+    ExitStatus runp = Ctl({"cri", "runp", "--name", "db", "--uid", "uid-db"});
+    ASSERT_EQ(runp.code, 0) << runp.output;
+    pod_id_ = Chomp(runp.output);
+    ExitStatus create = Ctl({"cri", "create", pod_id_, "--name", "main", "--image", kFakeImage,
+                             "--cpus", "1", "--memory-mib", "256"});
+    ASSERT_EQ(create.code, 0) << create.output;
+    container_id_ = Chomp(create.output);
+    if (!start) return;
+    ExitStatus started = Ctl({"cri", "start", container_id_});
+    ASSERT_EQ(started.code, 0) << started.output;
+  }
+
+  // `cri stats ARGS` until its output matches `regex`, for at most 20 s
+  // (vmletd samples every 5 s); the last output.
+  std::string StatsUntil(const std::vector<std::string>& args, const std::string& regex) {
+    ExitStatus stats;
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    do {
+      std::vector<std::string> command = {"cri"};
+      command.insert(command.end(), args.begin(), args.end());
+      stats = Ctl(command);
+      if (stats.code == 0 && ::testing::Value(stats.output, ContainsRegex(regex))) break;
+      absl::SleepFor(absl::Milliseconds(250));
+    } while (absl::Now() < deadline);
+    return stats.output;
+  }
+
+  std::string pod_id_;
+  std::string container_id_;
+};
+
+TEST_F(VmletctlStatsTest, StatsShowsAContainerOnceItRunsAndAllOfThemWithA) {
+  ASSERT_NO_FATAL_FAILURE(MakeContainer(/*start=*/false));
+  const std::string short_id = container_id_.substr(0, 13);
+  // Created, not running: no figures, shown only with -a.
+  ExitStatus stats = Ctl({"cri", "stats"});
+  ASSERT_EQ(stats.code, 0) << stats.output;
+  EXPECT_EQ(stats.output, "CONTAINER   NAME   CPU %   MEM   DISK\n");
+  stats = Ctl({"cri", "stats", "-a"});
+  ASSERT_EQ(stats.code, 0) << stats.output;
+  EXPECT_THAT(stats.output,
+              MatchesRegex("CONTAINER +NAME +CPU % +MEM +DISK\n" + short_id + " +main +- +- +-\n"));
+
+  ExitStatus start = Ctl({"cri", "start", container_id_});
+  ASSERT_EQ(start.code, 0) << start.output;
+  // The fake VM's resident memory is half its memory; its disks take
+  // nothing. CPU % is "-" until the second sample.
+  const std::string row = short_id + " +main +(-|[0-9]+\\.[0-9]{2}) +128MiB +0B\n";
+  EXPECT_THAT(StatsUntil({"stats"}, row), ContainsRegex(row));
+  // The filters, by id prefix, pod id prefix and label.
+  EXPECT_THAT(Ctl({"cri", "stats", container_id_.substr(0, 6)}).output, ContainsRegex(row));
+  EXPECT_THAT(Ctl({"cri", "stats", "--id", container_id_}).output, ContainsRegex(row));
+  EXPECT_THAT(Ctl({"cri", "stats", "-p", pod_id_.substr(0, 8)}).output, ContainsRegex(row));
+  EXPECT_THAT(Ctl({"cri", "stats", "-l", "io.kubernetes.container.name=main", "--label",
+                   "io.kubernetes.pod.name=db"})
+                  .output,
+              ContainsRegex(row));
+  EXPECT_THAT(Ctl({"cri", "stats", "-a", "-l", "io.kubernetes.container.name=other"}).output,
+              Not(HasSubstr("main")));
+  EXPECT_THAT(Ctl({"cri", "stats", "-a", "--id", "0000"}).output, Not(HasSubstr("main")));
+  ExitStatus json = Ctl({"cri", "stats", "-o", "json"});
+  ASSERT_EQ(json.code, 0) << json.output;
+  EXPECT_THAT(json.output,
+              AllOf(HasSubstr("\"name\": \"main\""), HasSubstr("\"id\": \"" + container_id_ + "\""),
+                    HasSubstr("\"workingSetBytes\": {\n"), HasSubstr("\"value\": \"134217728\"")));
+
+  // The pod's figures are its VM's; the fake reports no network traffic.
+  ExitStatus statsp = Ctl({"cri", "statsp"});
+  ASSERT_EQ(statsp.code, 0) << statsp.output;
+  EXPECT_THAT(statsp.output,
+              MatchesRegex("POD ID +NAME +CPU % +MEM +NET RX / TX\n" + pod_id_.substr(0, 13) +
+                           " +db +(-|[0-9]+\\.[0-9]{2}) +128MiB +0B / 0B\n"));
+  ExitStatus statsp_yaml = Ctl({"cri", "statsp", "--id", pod_id_.substr(0, 8), "-o", "yaml"});
+  ASSERT_EQ(statsp_yaml.code, 0) << statsp_yaml.output;
+  EXPECT_THAT(statsp_yaml.output, AllOf(HasSubstr("name: db\n"), HasSubstr("containers:\n"),
+                                        HasSubstr("name: eth0\n")));
+  EXPECT_EQ(Ctl({"cri", "statsp", "-l", "io.kubernetes.pod.name=other"}).output,
+            "POD ID   NAME   CPU %   MEM   NET RX / TX\n");
+}
+
+TEST_F(VmletctlStatsTest, UpdateChangesTheResourcesTheContainerReportsAndRefusesTooMany) {
+  ASSERT_NO_FATAL_FAILURE(MakeContainer(/*start=*/true));
+  const std::string short_id = container_id_.substr(0, 10);
+  ExitStatus update = Ctl({"cri", "update", "--cpu-quota", "50000", "--memory", "128Mi",
+                           "--cpuset-cpus", "0", short_id});
+  ASSERT_EQ(update.code, 0) << update.output;
+  EXPECT_EQ(update.output, short_id + "\n");
+  // What is not given stays: the period the container was created with.
+  ExitStatus inspect = Ctl({"cri", "inspect", short_id});
+  ASSERT_EQ(inspect.code, 0) << inspect.output;
+  EXPECT_THAT(inspect.output,
+              AllOf(HasSubstr("\"cpuQuota\": \"50000\""), HasSubstr("\"cpuPeriod\": \"100000\""),
+                    HasSubstr("\"memoryLimitInBytes\": \"134217728\""),
+                    HasSubstr("\"cpusetCpus\": \"0\"")));
+  update = Ctl({"cri", "update", "--memory=201326592", container_id_});
+  ASSERT_EQ(update.code, 0) << update.output;
+  inspect = Ctl({"cri", "inspect", short_id});
+  EXPECT_THAT(inspect.output, AllOf(HasSubstr("\"cpuQuota\": \"50000\""),
+                                    HasSubstr("\"memoryLimitInBytes\": \"201326592\"")));
+
+  // 64 vCPUs: beyond what the VM has room for; nothing changes.
+  ExitStatus refused =
+      Ctl({"cri", "update", "--cpu-quota", "6400000", "--cpu-period", "100000", short_id},
+          /*with_stderr=*/true);
+  EXPECT_EQ(refused.code, 1) << refused.output;
+  EXPECT_THAT(refused.output, AllOf(HasSubstr("UpdateContainerResources \"" + short_id + "\""),
+                                    HasSubstr("vcpus: 64")));
+  inspect = Ctl({"cri", "inspect", short_id});
+  EXPECT_THAT(inspect.output, HasSubstr("\"cpuQuota\": \"50000\""));
+
+  ExitStatus missing = Ctl({"cri", "update", "--memory", "1Gi", "0000"}, /*with_stderr=*/true);
+  EXPECT_EQ(missing.code, 1) << missing.output;
+  EXPECT_THAT(missing.output, HasSubstr("NOT_FOUND"));
+
+  const Usage usage[] = {
+      {{"cri", "update", "--memory", "junk", short_id}, "--memory \"junk\" is invalid"},
+      {{"cri", "update", "--memory", "12Xi", short_id}, "--memory \"12Xi\" is invalid"},
+      {{"cri", "update", "--memory=", short_id}, "--memory \"\" is invalid"},
+      {{"cri", "update", "--cpu-quota", "-5", short_id}, "--cpu-quota \"-5\" is invalid"},
+      {{"cri", "update", "--cpuset-cpus", "all", short_id}, "--cpuset-cpus \"all\" is invalid"},
+      {{"cri", "update", short_id}, "nothing to update"},
+      {{"cri", "update", "--memory", "1Gi"}, "\"cri update\" needs at least 1 argument"},
+      {{"cri", "stats", "-l", "novalue"}, "-l \"novalue\" is invalid: expected KEY=VALUE"},
+      {{"cri", "stats", "-l"}, "-l needs a value"},
+      {{"cri", "stats", "--id", "a", "b"}, "either as ID or with --id"},
+      {{"cri", "statsp", "-o", "xml"}, "-o \"xml\" is invalid"},
+      {{"cri", "events", "extra"}, "\"cri events\" takes at most 0 arguments"},
+      {{"cri", "runtime-config", "--bogus"}, "unknown option \"--bogus\""},
+  };
+  for (const Usage& c : usage) {
+    SCOPED_TRACE(::testing::PrintToString(c.args));
+    ExitStatus run = Ctl(c.args, /*with_stderr=*/true);
+    EXPECT_EQ(run.code, 2) << run.output;
+    EXPECT_THAT(run.output, HasSubstr(c.message));
+  }
+  inspect = Ctl({"cri", "inspect", short_id});
+  EXPECT_THAT(inspect.output, HasSubstr("\"memoryLimitInBytes\": \"201326592\""));
+}
+
+TEST_F(VmletctlStatsTest, EventsPrintsEachLifecycleEventLiveUntilInterrupted) {
+  LiveVmletctl json;
+  LiveVmletctl table;
+  ASSERT_TRUE(
+      json.Start({"--endpoint", vmletd_.socket_path(), "cri", "events", "-o", "json"}).ok());
+  ASSERT_TRUE(table.Start({"--endpoint", vmletd_.socket_path(), "cri", "events"}).ok());
+  // Subscribed: no event from here on is missed.
+  for (LiveVmletctl* events : {&json, &table}) {
+    ASSERT_TRUE(events->ReadUntil(
+        [&] { return events->err().find("Watching container events") != std::string::npos; },
+        absl::Seconds(10)))
+        << events->err();
+  }
+
+  ASSERT_NO_FATAL_FAILURE(MakeContainer(/*start=*/true));
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"cri", "stop", "--timeout", "0", container_id_},
+        {"cri", "rm", container_id_},
+        {"cri", "stopp", pod_id_},
+        {"cri", "rmp", pod_id_}}) {
+    ExitStatus run = Ctl(args);
+    ASSERT_EQ(run.code, 0) << run.output;
+  }
+
+  // One JSON object a line, in the order of the lifecycle.
+  const std::vector<std::string> types = {"CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT",
+                                          "CONTAINER_STOPPED_EVENT", "CONTAINER_DELETED_EVENT"};
+  const std::string id_json = "\"containerId\":\"" + container_id_ + "\"";
+  auto json_line = [&](const std::string& type) {
+    return LinesWith(json.out(), {id_json, "\"containerEventType\":\"" + type + "\""});
+  };
+  EXPECT_TRUE(json.ReadUntil([&] { return !json_line("CONTAINER_DELETED_EVENT").empty(); },
+                             absl::Seconds(20)))
+      << json.out();
+  size_t previous = 0;
+  for (const std::string& type : types) {
+    SCOPED_TRACE(type);
+    std::vector<std::string> lines = json_line(type);
+    ASSERT_THAT(lines, Not(IsEmpty())) << json.out();
+    EXPECT_THAT(lines[0], MatchesRegex("\\{.*\"podSandboxStatus\":\\{.*\\}"));
+    const size_t at = json.out().find(lines[0]);
+    EXPECT_GE(at, previous) << json.out();
+    previous = at;
+  }
+
+  // The table: a header, then TIME CONTAINER TYPE POD.
+  const std::string short_id = container_id_.substr(0, 13);
+  EXPECT_TRUE(table.ReadUntil(
+      [&] {
+        return !LinesWith(table.out(), {short_id, "DELETED"}).empty();
+      },
+      absl::Seconds(20)))
+      << table.out();
+  EXPECT_THAT(table.out(),
+              AllOf(MatchesRegex("TIME +CONTAINER +TYPE +POD\n(.*\n)*"),
+                    ContainsRegex("\n[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{9}Z +" +
+                                  short_id + " +CREATED +db\n"),
+                    ContainsRegex(short_id + " +STARTED +db\n"),
+                    ContainsRegex(short_id + " +STOPPED +db\n")));
+
+  for (LiveVmletctl* events : {&json, &table}) {
+    absl::StatusOr<ExitStatus> ended = events->Interrupt(absl::Seconds(10));
+    ASSERT_TRUE(ended.ok()) << ended.status();
+    EXPECT_EQ(ended->signal, 0);
+    EXPECT_EQ(ended->code, 0) << events->err();
+  }
+}
+
+TEST_F(VmletctlTest, RuntimeConfigPrintsTheCgroupDriver) {
+  // vmletd's cgroup_driver "auto" is systemd where systemd runs the host.
+  const bool systemd = ::access("/run/systemd/system", F_OK) == 0;
+  ExitStatus config = Ctl({"cri", "runtime-config"});
+  ASSERT_EQ(config.code, 0) << config.output;
+  EXPECT_EQ(config.output, systemd ? "cgroup driver: systemd\n" : "cgroup driver: cgroupfs\n");
+  config = Ctl({"cri", "runtime-config", "-o", "json"});
+  ASSERT_EQ(config.code, 0) << config.output;
+  EXPECT_THAT(config.output, HasSubstr(systemd ? "\"cgroupDriver\": \"SYSTEMD\""
+                                               : "\"cgroupDriver\": \"CGROUPFS\""));
 }
 
 }  // namespace

@@ -55,11 +55,12 @@ for lib in $(ldd "$qemu_ga" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^
   cp -L "$lib" "$root$lib"
 done
 cp "$modules/drivers/input/evdev.ko" "$modules/drivers/acpi/button.ko" "$root/lib/modules/"
-# virtio NIC, disks and serial ports (the agent's), and iso9660 for the
-# seed, with what they depend on, in the order modprobe would load them; the
-# init insmods them in this order.
+# virtio NIC, disks and serial ports (the agent's), the memory balloon (so
+# that the host sees the guest's memory figures and can resize it), and
+# iso9660 for the seed, with what they depend on, in the order modprobe
+# would load them; the init insmods them in this order.
 : >"$root/lib/modules/virtio.list"
-for module in virtio_pci virtio_net virtio_blk virtio_console isofs; do
+for module in virtio_pci virtio_net virtio_blk virtio_console virtio_balloon isofs; do
   modprobe -S "$release" --show-depends "$module" 2>/dev/null | awk '$1 == "insmod" { print $2 }'
 done | awk '!seen[$0]++' | while read -r path; do
   cp "$path" "$root/lib/modules/"

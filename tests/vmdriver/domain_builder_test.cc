@@ -132,6 +132,56 @@ TEST(BuildDomainTest, AcceptsTheLimits) {
   EXPECT_EQ(domain->memory_kib, 16 * 1024);
 }
 
+TEST(BuildDomainTest, LeavesNoRoomToGrowWithoutMaxima) {
+  VmConfig vm = KernelConfig();
+  vm.vcpus = 2;
+  vm.memory_bytes = 256 * kMiB;
+  absl::StatusOr<Domain> domain = BuildDomain(vm, DomainOptions{});
+  ASSERT_TRUE(domain.ok()) << domain.status();
+  EXPECT_EQ(domain->vcpus, 2);
+  EXPECT_EQ(domain->max_vcpus, 2);
+  EXPECT_EQ(domain->memory_kib, 256 * 1024);
+  EXPECT_EQ(domain->current_memory_kib, 256 * 1024);
+  EXPECT_EQ(domain->cpuset, "");
+}
+
+TEST(BuildDomainTest, BootsWithTheMaximaAsRoomAndTheStartValuesCurrent) {
+  VmConfig vm = KernelConfig();
+  vm.vcpus = 1;
+  vm.max_vcpus = 4;
+  vm.memory_bytes = 128 * kMiB;
+  vm.max_memory_bytes = 192 * kMiB + 1;  // Rounded up to whole KiB.
+  absl::StatusOr<Domain> domain = BuildDomain(vm, DomainOptions{});
+  ASSERT_TRUE(domain.ok()) << domain.status();
+  EXPECT_EQ(domain->vcpus, 1);
+  EXPECT_EQ(domain->max_vcpus, 4);
+  EXPECT_EQ(domain->current_memory_kib, 128 * 1024);
+  EXPECT_EQ(domain->memory_kib, 192 * 1024 + 1);
+}
+
+TEST(BuildDomainTest, GivesEveryVmAReportingBalloon) {
+  absl::StatusOr<Domain> domain = BuildDomain(KernelConfig(), DomainOptions{});
+  ASSERT_TRUE(domain.ok()) << domain.status();
+  EXPECT_TRUE(domain->memory_balloon);
+  EXPECT_EQ(domain->balloon_stats_period_s, 5);
+}
+
+TEST(BuildDomainTest, WritesTheCpusetAsSortedRanges) {
+  VmConfig vm = KernelConfig();
+  vm.cpuset = {7, 0, 3, 1, 2, 9, 1023};
+  absl::StatusOr<Domain> domain = BuildDomain(vm, DomainOptions{});
+  ASSERT_TRUE(domain.ok()) << domain.status();
+  EXPECT_EQ(domain->cpuset, "0-3,7,9,1023");
+}
+
+TEST(CpusetStringTest, FormatsRunsAndSingles) {
+  EXPECT_EQ(CpusetString({}), "");
+  EXPECT_EQ(CpusetString({5}), "5");
+  EXPECT_EQ(CpusetString({0, 1}), "0-1");
+  EXPECT_EQ(CpusetString({3, 0, 1}), "0-1,3");
+  EXPECT_EQ(CpusetString({4, 4, 5, 6, 8, 10, 11}), "4-6,8,10-11");
+}
+
 TEST(BuildDomainTest, PassesTheHostCpuOnlyUnderKvm) {
   DomainOptions options;
   options.type = "kvm";
@@ -182,70 +232,128 @@ void UseDisk(VmConfig& vm, DomainOptions& options) {
   options = DiskOptions();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, BuildDomainInvalidTest,
-    ::testing::Values(
-        InvalidCase{"EmptyId", [](VmConfig& vm, DomainOptions&) { vm.id = ""; }, "id: \"\""},
-        InvalidCase{"ShortId", [](VmConfig& vm, DomainOptions&) { vm.id = "3f2a9c1d"; },
-                    "id: \"3f2a9c1d\""},
-        InvalidCase{"UppercaseId",
-                    [](VmConfig& vm, DomainOptions&) { vm.id = std::string(64, 'A'); },
-                    "id: \"AAA"},
-        InvalidCase{"NonHexId", [](VmConfig& vm, DomainOptions&) { vm.id = std::string(64, 'g'); },
-                    "id: \"ggg"},
-        InvalidCase{"ZeroVcpus", [](VmConfig& vm, DomainOptions&) { vm.vcpus = 0; }, "vcpus: 0"},
-        InvalidCase{"NegativeVcpus", [](VmConfig& vm, DomainOptions&) { vm.vcpus = -2; },
-                    "vcpus: -2"},
-        InvalidCase{"TooManyVcpus", [](VmConfig& vm, DomainOptions&) { vm.vcpus = 513; },
-                    "vcpus: 513"},
-        InvalidCase{"TooLittleMemory",
-                    [](VmConfig& vm, DomainOptions&) { vm.memory_bytes = 16 * kMiB - 1; },
-                    "memory_bytes: 16777215"},
-        InvalidCase{"ZeroMemory", [](VmConfig& vm, DomainOptions&) { vm.memory_bytes = 0; },
-                    "memory_bytes: 0"},
-        InvalidCase{"UnknownType", [](VmConfig&, DomainOptions& o) { o.type = "xen"; },
-                    "type: \"xen\""},
-        InvalidCase{"EmptyType", [](VmConfig&, DomainOptions& o) { o.type = ""; }, "type: \"\""},
-        InvalidCase{"NoBootSource", [](VmConfig& vm, DomainOptions&) { vm.boot = BootSource{}; },
-                    "boot: neither a kernel nor a disk image"},
-        InvalidCase{"KernelAndDisk",
-                    [](VmConfig& vm, DomainOptions&) { vm.boot.disk_path = "/images/disk.raw"; },
-                    "boot: both a kernel (\"/var/lib/vmlet/images/vmlinuz\") and a disk image "
-                    "(\"/images/disk.raw\")"},
-        InvalidCase{"DiskFormatWithKernel",
-                    [](VmConfig& vm, DomainOptions&) { vm.boot.disk_format = "raw"; },
-                    "boot.disk_format: \"raw\""},
-        InvalidCase{"UnknownDiskFormat",
-                    [](VmConfig& vm, DomainOptions& o) {
-                      UseDisk(vm, o);
-                      vm.boot.disk_format = "vmdk";
-                    },
-                    "boot.disk_format: \"vmdk\""},
-        InvalidCase{"EmptyDiskFormat",
-                    [](VmConfig& vm, DomainOptions& o) {
-                      UseDisk(vm, o);
-                      vm.boot.disk_format = "";
-                    },
-                    "boot.disk_format: \"\""},
-        InvalidCase{"DiskWithoutOverlay",
-                    [](VmConfig& vm, DomainOptions& o) {
-                      UseDisk(vm, o);
-                      o.overlay_path = "";
-                    },
-                    "overlay_path: empty"},
-        InvalidCase{"InitrdWithoutKernel",
-                    [](VmConfig& vm, DomainOptions& o) {
-                      UseDisk(vm, o);
-                      vm.boot.initrd_path = "/images/initrd";
-                    },
-                    "boot.initrd_path: \"/images/initrd\""},
-        InvalidCase{"CmdlineWithoutKernel",
-                    [](VmConfig& vm, DomainOptions& o) {
-                      UseDisk(vm, o);
-                      vm.boot.cmdline = "console=ttyS0";
-                    },
-                    "boot.cmdline: \"console=ttyS0\""}),
-    [](const ::testing::TestParamInfo<InvalidCase>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Cases, BuildDomainInvalidTest,
+                         ::testing::Values(
+                             InvalidCase{"EmptyId",
+                                         [](VmConfig& vm, DomainOptions&) { vm.id = ""; },
+                                         "id: \"\""},
+                             InvalidCase{"ShortId",
+                                         [](VmConfig& vm, DomainOptions&) { vm.id = "3f2a9c1d"; },
+                                         "id: \"3f2a9c1d\""},
+                             InvalidCase{
+                                 "UppercaseId",
+                                 [](VmConfig& vm, DomainOptions&) { vm.id = std::string(64, 'A'); },
+                                 "id: \"AAA"},
+                             InvalidCase{
+                                 "NonHexId",
+                                 [](VmConfig& vm, DomainOptions&) { vm.id = std::string(64, 'g'); },
+                                 "id: \"ggg"},
+                             InvalidCase{"ZeroVcpus",
+                                         [](VmConfig& vm, DomainOptions&) { vm.vcpus = 0; },
+                                         "vcpus: 0"},
+                             InvalidCase{"NegativeVcpus",
+                                         [](VmConfig& vm, DomainOptions&) { vm.vcpus = -2; },
+                                         "vcpus: -2"},
+                             InvalidCase{"TooManyVcpus",
+                                         [](VmConfig& vm, DomainOptions&) { vm.vcpus = 513; },
+                                         "vcpus: 513"},
+                             InvalidCase{"MaxVcpusBelowVcpus",
+                                         [](VmConfig& vm, DomainOptions&) {
+                                           vm.vcpus = 4;
+                                           vm.max_vcpus = 2;
+                                         },
+                                         "max_vcpus: 2"},
+                             InvalidCase{"TooManyMaxVcpus",
+                                         [](VmConfig& vm, DomainOptions&) { vm.max_vcpus = 513; },
+                                         "max_vcpus: 513"},
+                             InvalidCase{"NegativeMaxVcpus",
+                                         [](VmConfig& vm, DomainOptions&) { vm.max_vcpus = -1; },
+                                         "max_vcpus: -1"},
+                             InvalidCase{"MaxMemoryBelowMemory",
+                                         [](VmConfig& vm, DomainOptions&) {
+                                           vm.memory_bytes = 256 * kMiB;
+                                           vm.max_memory_bytes = 128 * kMiB;
+                                         },
+                                         "max_memory_bytes: 134217728"},
+                             InvalidCase{
+                                 "NegativeMaxMemory",
+                                 [](VmConfig& vm, DomainOptions&) { vm.max_memory_bytes = -1; },
+                                 "max_memory_bytes: -1"},
+                             InvalidCase{"CpusetCpuTooHigh",
+                                         [](VmConfig& vm, DomainOptions&) {
+                                           vm.cpuset = {0, 1024};
+                                         },
+                                         "cpuset: CPU 1024"},
+                             InvalidCase{"CpusetNegativeCpu",
+                                         [](VmConfig& vm, DomainOptions&) { vm.cpuset = {-1}; },
+                                         "cpuset: CPU -1"},
+                             InvalidCase{"CpusetDuplicate",
+                                         [](VmConfig& vm, DomainOptions&) {
+                                           vm.cpuset = {2, 0, 2};
+                                         },
+                                         "cpuset: CPU 2 is listed twice"},
+                             InvalidCase{"TooLittleMemory",
+                                         [](VmConfig& vm, DomainOptions&) {
+                                           vm.memory_bytes = 16 * kMiB - 1;
+                                         },
+                                         "memory_bytes: 16777215"},
+                             InvalidCase{"ZeroMemory",
+                                         [](VmConfig& vm, DomainOptions&) { vm.memory_bytes = 0; },
+                                         "memory_bytes: 0"},
+                             InvalidCase{"UnknownType",
+                                         [](VmConfig&, DomainOptions& o) { o.type = "xen"; },
+                                         "type: \"xen\""},
+                             InvalidCase{"EmptyType",
+                                         [](VmConfig&, DomainOptions& o) { o.type = ""; },
+                                         "type: \"\""},
+                             InvalidCase{
+                                 "NoBootSource",
+                                 [](VmConfig& vm, DomainOptions&) { vm.boot = BootSource{}; },
+                                 "boot: neither a kernel nor a disk image"},
+                             InvalidCase{"KernelAndDisk",
+                                         [](VmConfig& vm, DomainOptions&) {
+                                           vm.boot.disk_path = "/images/disk.raw";
+                                         },
+                                         "boot: both a kernel (\"/var/lib/vmlet/images/vmlinuz\") "
+                                         "and a disk image "
+                                         "(\"/images/disk.raw\")"},
+                             InvalidCase{
+                                 "DiskFormatWithKernel",
+                                 [](VmConfig& vm, DomainOptions&) { vm.boot.disk_format = "raw"; },
+                                 "boot.disk_format: \"raw\""},
+                             InvalidCase{"UnknownDiskFormat",
+                                         [](VmConfig& vm, DomainOptions& o) {
+                                           UseDisk(vm, o);
+                                           vm.boot.disk_format = "vmdk";
+                                         },
+                                         "boot.disk_format: \"vmdk\""},
+                             InvalidCase{"EmptyDiskFormat",
+                                         [](VmConfig& vm, DomainOptions& o) {
+                                           UseDisk(vm, o);
+                                           vm.boot.disk_format = "";
+                                         },
+                                         "boot.disk_format: \"\""},
+                             InvalidCase{"DiskWithoutOverlay",
+                                         [](VmConfig& vm, DomainOptions& o) {
+                                           UseDisk(vm, o);
+                                           o.overlay_path = "";
+                                         },
+                                         "overlay_path: empty"},
+                             InvalidCase{"InitrdWithoutKernel",
+                                         [](VmConfig& vm, DomainOptions& o) {
+                                           UseDisk(vm, o);
+                                           vm.boot.initrd_path = "/images/initrd";
+                                         },
+                                         "boot.initrd_path: \"/images/initrd\""},
+                             InvalidCase{"CmdlineWithoutKernel",
+                                         [](VmConfig& vm, DomainOptions& o) {
+                                           UseDisk(vm, o);
+                                           vm.boot.cmdline = "console=ttyS0";
+                                         },
+                                         "boot.cmdline: \"console=ttyS0\""}),
+                         [](const ::testing::TestParamInfo<InvalidCase>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace vmlet::vmdriver::libvirt

@@ -131,6 +131,16 @@ const GoldenCase kGoldenCases[] = {
        options.type = "qemu";
        options.console_socket = kSpecialSocket;
      }},
+    {"resources",
+     [](VmConfig& vm, DomainOptions& options) {
+       KernelBoot(vm);
+       vm.vcpus = 1;
+       vm.max_vcpus = 4;
+       vm.memory_bytes = 512 * kMiB;
+       vm.max_memory_bytes = 2048 * kMiB;
+       vm.cpuset = {3, 0, 1};
+       options.type = "qemu";
+     }},
     {"long_names",
      [](VmConfig& vm, DomainOptions& options) {
        KernelBoot(vm);
@@ -268,8 +278,10 @@ TEST(DomainXmlTest, WritesNoElementForEmptyOptionalFields) {
   ParsedXml parsed(*xml);
   ASSERT_TRUE(parsed.ok()) << *xml;
   for (const char* absent :
-       {"/domain/uuid", "/domain/title", "/domain/cpu", "/domain/os/kernel", "/domain/devices/disk",
-        "/domain/devices/serial", "/domain/devices/channel", "/domain/metadata/v:vm/*"}) {
+       {"/domain/uuid", "/domain/title", "/domain/cpu", "/domain/currentMemory", "/domain/cputune",
+        "/domain/vcpu/@current", "/domain/vcpu/@cpuset", "/domain/os/kernel",
+        "/domain/devices/disk", "/domain/devices/serial", "/domain/devices/channel",
+        "/domain/metadata/v:vm/*"}) {
     EXPECT_EQ(parsed.Count(absent), "0") << absent;
   }
   EXPECT_EQ(parsed.String("/domain/os/boot/@dev"), "hd");
@@ -286,6 +298,64 @@ TEST(DomainXmlTest, TheGuestAgentChannelIsAVirtioPortWhosePathLibvirtPicks) {
   EXPECT_EQ(parsed.Count("/domain/devices/channel/source/@path"), "0");
   EXPECT_EQ(parsed.String("/domain/devices/channel/target/@type"), "virtio");
   EXPECT_EQ(parsed.String("/domain/devices/channel/target/@name"), "org.qemu.guest_agent.0");
+}
+
+TEST(DomainXmlTest, HotPlugRoomIsTheVcpuCountWithTheStartValueAsCurrent) {
+  absl::StatusOr<std::string> xml = XmlFor(CaseNamed("resources"));
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.String("/domain/vcpu"), "4");
+  EXPECT_EQ(parsed.String("/domain/vcpu/@current"), "1");
+  EXPECT_EQ(parsed.String("/domain/vcpu/@placement"), "static");
+  EXPECT_EQ(parsed.String("/domain/memory"), "2097152");
+  EXPECT_EQ(parsed.String("/domain/memory/@unit"), "KiB");
+  EXPECT_EQ(parsed.String("/domain/currentMemory"), "524288");
+  EXPECT_EQ(parsed.String("/domain/currentMemory/@unit"), "KiB");
+}
+
+TEST(DomainXmlTest, ACpusetPinsTheVcpusAndTheEmulator) {
+  absl::StatusOr<std::string> xml = XmlFor(CaseNamed("resources"));
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.String("/domain/vcpu/@cpuset"), "0-1,3");
+  EXPECT_EQ(parsed.String("/domain/cputune/emulatorpin/@cpuset"), "0-1,3");
+}
+
+TEST(DomainXmlTest, WithoutRoomOrCpusetTheVcpuHasNoCurrentAndNoPinning) {
+  absl::StatusOr<std::string> xml = XmlFor(CaseNamed("disk_qcow2"));
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.String("/domain/vcpu"), "2");
+  EXPECT_EQ(parsed.Count("/domain/vcpu/@current"), "0");
+  EXPECT_EQ(parsed.Count("/domain/vcpu/@cpuset"), "0");
+  EXPECT_EQ(parsed.Count("/domain/cputune"), "0");
+  EXPECT_EQ(parsed.String("/domain/memory"), parsed.String("/domain/currentMemory"));
+}
+
+TEST(DomainXmlTest, TheBalloonIsVirtioAndReportsEveryFiveSeconds) {
+  absl::StatusOr<std::string> xml = XmlFor(CaseNamed("disk_qcow2"));
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.Count("/domain/devices/memballoon"), "1");
+  EXPECT_EQ(parsed.String("/domain/devices/memballoon/@model"), "virtio");
+  EXPECT_EQ(parsed.String("/domain/devices/memballoon/stats/@period"), "5");
+}
+
+TEST(DomainXmlTest, ADomainWithoutBalloonSaysSo) {
+  Domain domain;
+  domain.name = "vmlet-default-web-3f2a9c1d";
+  domain.memory_balloon = false;
+  domain.balloon_stats_period_s = 5;
+  absl::StatusOr<std::string> xml = WriteDomainXml(domain);
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.String("/domain/devices/memballoon/@model"), "none");
+  EXPECT_EQ(parsed.Count("/domain/devices/memballoon/*"), "0");
 }
 
 TEST(DomainXmlTest, RejectsControlCharactersNamingTheElement) {

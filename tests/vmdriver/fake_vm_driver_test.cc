@@ -470,6 +470,8 @@ TEST(UnavailableVmDriverTest, AnswersUnavailableWithItsReasonToEverything) {
       {"Remove", [&] { return driver.Remove(kVm); }},
       {"Inspect", [&] { return driver.Inspect(kVm).status(); }},
       {"List", [&] { return driver.List().status(); }},
+      {"CollectStats", [&] { return driver.CollectStats().status(); }},
+      {"UpdateResources", [&] { return driver.UpdateResources(kVm, {.vcpus = 1}); }},
   };
   EXPECT_EQ(driver.Name(), "unavailable");
   for (const Case& c : cases) {
@@ -525,6 +527,200 @@ TEST_F(FakeVmDriverTest, ExecNeedsAKnownRunningVmAndACommand) {
   EXPECT_EQ(driver_->Exec(kVm, {"true"}, absl::Seconds(1)).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_TRUE(driver_->Exec(kVm, {"true"}, absl::Seconds(1)).ok());
+}
+
+// The stats of `id` in `all`, or a failure.
+VmStats StatsOf(const std::vector<VmStats>& all, const std::string& id) {
+  for (const VmStats& stats : all) {
+    if (stats.id == id) return stats;
+  }
+  ADD_FAILURE() << "no stats for " << id;
+  return {};
+}
+
+TEST_F(FakeVmDriverTest, CollectStatsReportsRunningVmsWithMovingFigures) {
+  CreateAndStartVm(kVm);
+  CreateVm(kOtherVm);  // Created, not running: no stats.
+  EXPECT_EQ(driver_->bulk_stats_queries(), 0u);
+  absl::StatusOr<std::vector<VmStats>> first = driver_->CollectStats();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->size(), 1u);
+  const VmStats a = StatsOf(*first, kVm);
+  EXPECT_GT(a.timestamp_ns, 0);
+  EXPECT_EQ(a.vcpus, 2);
+  EXPECT_EQ(a.memory_bytes, static_cast<uint64_t>(768 * kMiB));
+  EXPECT_GT(a.rss_bytes, 0u);
+  EXPECT_TRUE(a.guest_memory_reported);
+  EXPECT_EQ(a.guest_total_bytes, static_cast<uint64_t>(768 * kMiB));
+
+  absl::StatusOr<std::vector<VmStats>> second = driver_->CollectStats();
+  ASSERT_TRUE(second.ok()) << second.status();
+  const VmStats b = StatsOf(*second, kVm);
+  EXPECT_EQ(b.cpu_time_ns, a.cpu_time_ns + 10'000'000);
+  EXPECT_GE(b.timestamp_ns, a.timestamp_ns);
+  EXPECT_EQ(driver_->bulk_stats_queries(), 2u);
+
+  ASSERT_TRUE(driver_->Stop(kVm, absl::Seconds(1)).ok());
+  absl::StatusOr<std::vector<VmStats>> stopped = driver_->CollectStats();
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_THAT(*stopped, IsEmpty());
+}
+
+TEST_F(FakeVmDriverTest, SetStatsFixesWhatCollectStatsReturns) {
+  CreateAndStartVm(kVm);
+  EXPECT_EQ(driver_->SetStats(kOtherVm, VmStats{}).code(), absl::StatusCode::kNotFound);
+  VmStats fixed{.id = "ignored", .timestamp_ns = 123, .cpu_time_ns = 5, .rx_bytes = 77};
+  ASSERT_TRUE(driver_->SetStats(kVm, fixed).ok());
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::vector<VmStats>> all = driver_->CollectStats();
+    ASSERT_TRUE(all.ok()) << all.status();
+    const VmStats stats = StatsOf(*all, kVm);
+    EXPECT_EQ(stats.timestamp_ns, 123);
+    EXPECT_EQ(stats.cpu_time_ns, 5u);
+    EXPECT_EQ(stats.rx_bytes, 77u);
+  }
+}
+
+TEST_F(FakeVmDriverTest, CollectStatsFailsAsInjectedOrWhenUnreachable) {
+  CreateAndStartVm(kVm);
+  driver_->FailNext("CollectStats", absl::UnavailableError("engine gone"));
+  EXPECT_EQ(driver_->CollectStats().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(driver_->CollectStats().ok());
+  driver_->SetReachable(absl::UnavailableError("down"));
+  EXPECT_EQ(driver_->CollectStats().status().code(), absl::StatusCode::kUnavailable);
+}
+
+VmConfig GrowableConfig(const std::string& id) {
+  VmConfig config = ConfigFor(id);
+  config.vcpus = 1;
+  config.max_vcpus = 2;
+  config.memory_bytes = 128 * kMiB;
+  config.max_memory_bytes = 192 * kMiB;
+  return config;
+}
+
+TEST_F(FakeVmDriverTest, UpdateResourcesRecordsTheNewValuesAcrossARestart) {
+  ASSERT_TRUE(driver_->Create(GrowableConfig(kVm)).ok());
+  ASSERT_TRUE(driver_->Start(kVm).ok());
+  absl::Status status = driver_->UpdateResources(
+      kVm, {.vcpus = 2, .memory_bytes = 96 * kMiB, .cpuset = std::vector<int>{0}});
+  ASSERT_TRUE(status.ok()) << status;
+  Restart();
+  absl::StatusOr<VmConfig> config = driver_->ConfigOf(kVm);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->vcpus, 2);
+  EXPECT_EQ(config->memory_bytes, 96 * kMiB);
+  EXPECT_THAT(config->cpuset, ElementsAre(0));
+  EXPECT_EQ(config->max_vcpus, 2);
+  EXPECT_EQ(config->max_memory_bytes, 192 * kMiB);
+  absl::StatusOr<std::vector<VmStats>> all = driver_->CollectStats();
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(StatsOf(*all, kVm).vcpus, 2);
+  EXPECT_EQ(StatsOf(*all, kVm).memory_bytes, static_cast<uint64_t>(96 * kMiB));
+  // Unset fields stay; an empty cpuset means all CPUs.
+  ASSERT_TRUE(driver_->UpdateResources(kVm, {.cpuset = std::vector<int>{}}).ok());
+  config = driver_->ConfigOf(kVm);
+  EXPECT_EQ(config->vcpus, 2);
+  EXPECT_THAT(config->cpuset, IsEmpty());
+}
+
+TEST_F(FakeVmDriverTest, UpdateResourcesLimitsAreTheStartValuesWithoutMaxima) {
+  CreateAndStartVm(kVm);  // 2 vCPUs, 768 MiB, no maxima.
+  ASSERT_TRUE(driver_->UpdateResources(kVm, {.vcpus = 1, .memory_bytes = 512 * kMiB}).ok());
+  // Down and up again to the start value, never beyond it.
+  ASSERT_TRUE(driver_->UpdateResources(kVm, {.vcpus = 2, .memory_bytes = 768 * kMiB}).ok());
+  absl::Status status = driver_->UpdateResources(kVm, {.vcpus = 3});
+  EXPECT_EQ(status.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(Message(status),
+            "vcpus: 3 is more than the 2 vCPUs this VM was started with room for (max_vcpus)");
+}
+
+struct UpdateCase {
+  std::string name;
+  VmResourceUpdate update;
+  absl::StatusCode code;
+  std::string message;  // A part of it.
+};
+
+TEST_F(FakeVmDriverTest, UpdateResourcesChecksEverythingFirstAndChangesNothingOnFailure) {
+  ASSERT_TRUE(driver_->Create(GrowableConfig(kVm)).ok());
+  ASSERT_TRUE(driver_->Start(kVm).ok());
+  const std::vector<UpdateCase> cases = {
+      {"TooManyVcpus",
+       {.vcpus = 3},
+       absl::StatusCode::kOutOfRange,
+       "vcpus: 3 is more than the 2 vCPUs this VM was started with room for (max_vcpus)"},
+      {"NoVcpus",
+       {.vcpus = 0},
+       absl::StatusCode::kOutOfRange,
+       "vcpus: 0 is less than 1: expected 1 to 2 (max_vcpus)"},
+      {"TooMuchMemory",
+       {.vcpus = 2, .memory_bytes = 256 * kMiB},
+       absl::StatusCode::kOutOfRange,
+       "memory_bytes: 268435456 is more than the 201326592 bytes (192 MiB) this VM was started "
+       "with room for (max_memory_bytes)"},
+      {"TooLittleMemory",
+       {.memory_bytes = kMiB},
+       absl::StatusCode::kOutOfRange,
+       "memory_bytes: 1048576 is less than 16777216 (16 MiB): expected 16777216 to 201326592 "
+       "(max_memory_bytes)"},
+      {"CpuNotOnTheHost",
+       {.vcpus = 2, .memory_bytes = 64 * kMiB, .cpuset = std::vector<int>{0, 4096}},
+       absl::StatusCode::kInvalidArgument,
+       "cpuset: CPU 4096 is not on this host: expected CPUs 0"},
+      {"NegativeCpu",
+       {.cpuset = std::vector<int>{-1}},
+       absl::StatusCode::kInvalidArgument,
+       "cpuset: CPU -1 is not on this host"},
+      {"CpuTwice",
+       {.cpuset = std::vector<int>{0, 0}},
+       absl::StatusCode::kInvalidArgument,
+       "cpuset: CPU 0 is listed twice: expected each CPU once"},
+  };
+  for (const UpdateCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    absl::Status status = driver_->UpdateResources(kVm, c.update);
+    EXPECT_EQ(status.code(), c.code) << status;
+    EXPECT_THAT(Message(status), HasSubstr(c.message));
+    absl::StatusOr<VmConfig> config = driver_->ConfigOf(kVm);
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->vcpus, 1);
+    EXPECT_EQ(config->memory_bytes, 128 * kMiB);
+    EXPECT_THAT(config->cpuset, IsEmpty());
+  }
+}
+
+TEST_F(FakeVmDriverTest, UpdateResourcesNeedsAKnownRunningVm) {
+  EXPECT_EQ(driver_->UpdateResources(kVm, {.vcpus = 1}).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(driver_->Create(GrowableConfig(kVm)).ok());
+  absl::Status created = driver_->UpdateResources(kVm, {.vcpus = 1});
+  EXPECT_EQ(created.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Message(created), HasSubstr("created, not running"));
+  ASSERT_TRUE(driver_->Start(kVm).ok());
+  driver_->FailNext("UpdateResources", absl::InternalError("engine refused"));
+  EXPECT_EQ(driver_->UpdateResources(kVm, {.vcpus = 2}).code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(driver_->ConfigOf(kVm)->vcpus, 1);
+  EXPECT_TRUE(driver_->UpdateResources(kVm, {.vcpus = 2}).ok());
+  ASSERT_TRUE(driver_->Stop(kVm, absl::Seconds(1)).ok());
+  EXPECT_EQ(driver_->UpdateResources(kVm, {.vcpus = 1}).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FakeVmDriverTest, LoadsRecordsWrittenBeforeResourcesExisted) {
+  ASSERT_TRUE(MakeDirs(PersistDir()).ok());
+  ASSERT_TRUE(WriteFileAtomically(PersistDir() + "/" + kVm,
+                                  std::string("id=") + kVm +
+                                      "\nvcpus=2\nmemory_bytes=268435456\nstate=1\n"
+                                      "started_at=1\nfinished_at=0\nexit_code=0\n")
+                  .ok());
+  Restart();
+  absl::StatusOr<VmConfig> config = driver_->ConfigOf(kVm);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_vcpus, 0);
+  EXPECT_THAT(config->cpuset, IsEmpty());
+  EXPECT_TRUE(driver_->UpdateResources(kVm, {.vcpus = 1}).ok());
+  EXPECT_TRUE(driver_->UpdateResources(kVm, {.vcpus = 2}).ok());
+  EXPECT_EQ(driver_->UpdateResources(kVm, {.vcpus = 3}).code(), absl::StatusCode::kOutOfRange);
 }
 
 }  // namespace

@@ -52,8 +52,17 @@ struct Domain {
   std::string uuid;  // Derived from the container id (DomainUuid).
   std::string title;
   DomainMetadata metadata;
+  // <memory>: what the guest may be given at most (the balloon's ceiling),
+  // and <currentMemory>: what it is given at boot (0: no element, as much
+  // as memory_kib).
   uint64_t memory_kib = 512 * 1024;
+  uint64_t current_memory_kib = 0;
+  // vCPUs at boot, and how many hot-plug may raise that to (0: vcpus).
   int vcpus = 1;
+  int max_vcpus = 0;
+  // Host CPUs the vCPUs and the emulator threads run on, in libvirt's
+  // syntax ("0-1,3"); empty: all.
+  std::string cpuset;
 
   std::string arch = "x86_64";
   std::string machine = "pc";
@@ -72,6 +81,11 @@ struct Domain {
   // The virtio serial port of the guest agent (kGuestAgentChannel); its
   // host side is a unix socket that libvirt names and connects to.
   std::string guest_agent_channel;
+  // A virtio balloon, which lets the host resize the guest's memory and
+  // the guest report its own figures every this many seconds (0: no
+  // reports). False: <memballoon model="none"/>.
+  bool memory_balloon = true;
+  int balloon_stats_period_s = 0;
 };
 
 // The domain as libvirt XML.

@@ -1,9 +1,12 @@
 #include "vmdriver/libvirt/domain_builder.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "base/status.h"
@@ -18,6 +21,9 @@ constexpr size_t kUuidHexLength = 32;
 constexpr size_t kContainerIdLength = 64;
 constexpr int kMaxVcpus = 512;
 constexpr int64_t kMinMemoryBytes = 16 * kMiB;
+// libvirt's and QEMU's cpusets handle far more, but no host vmlet runs on
+// has more CPUs than this; it bounds what a config can ask for.
+constexpr int kMaxHostCpu = 1023;
 
 bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
@@ -104,6 +110,23 @@ absl::Status Validate(const VmConfig& vm, const DomainOptions& options) {
     return Invalid(StrCat("memory_bytes: ", vm.memory_bytes, " is too small: expected at least ",
                           kMinMemoryBytes, " (16 MiB)"));
   }
+  if (vm.max_vcpus != 0 && (vm.max_vcpus < vm.vcpus || vm.max_vcpus > kMaxVcpus)) {
+    return Invalid(StrCat("max_vcpus: ", vm.max_vcpus, " is out of range: expected 0 or ", vm.vcpus,
+                          " (vcpus) to ", kMaxVcpus));
+  }
+  if (vm.max_memory_bytes != 0 && vm.max_memory_bytes < vm.memory_bytes) {
+    return Invalid(StrCat("max_memory_bytes: ", vm.max_memory_bytes,
+                          " is less than memory_bytes: expected 0 or at least ", vm.memory_bytes));
+  }
+  std::set<int> seen;
+  for (int cpu : vm.cpuset) {
+    if (cpu < 0 || cpu > kMaxHostCpu) {
+      return Invalid(StrCat("cpuset: CPU ", cpu, " is out of range: expected 0 to ", kMaxHostCpu));
+    }
+    if (!seen.insert(cpu).second) {
+      return Invalid(StrCat("cpuset: CPU ", cpu, " is listed twice: expected each CPU once"));
+    }
+  }
   if (options.type != "kvm" && options.type != "qemu") {
     return Invalid(StrCat("type: \"", options.type,
                           "\" is not a libvirt domain type: expected \"kvm\" or \"qemu\""));
@@ -123,6 +146,20 @@ std::string DomainName(const VmConfig& vm) {
     middle.resize(kMaxDomainNameLength - fixed);
   }
   return StrCat(kDomainNamePrefix, middle, "-", short_id);
+}
+
+std::string CpusetString(std::vector<int> cpus) {
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+  std::string out;
+  for (size_t i = 0; i < cpus.size();) {
+    size_t end = i;  // The last CPU of the run that starts at i.
+    while (end + 1 < cpus.size() && cpus[end + 1] == cpus[end] + 1) ++end;
+    StrAppend(&out, out.empty() ? "" : ",", cpus[i]);
+    if (end > i) StrAppend(&out, "-", cpus[end]);
+    i = end + 1;
+  }
+  return out;
 }
 
 std::string DomainUuid(std::string_view container_id) {
@@ -154,9 +191,17 @@ absl::StatusOr<Domain> BuildDomain(const VmConfig& vm, const DomainOptions& opti
       .image = vm.image,
       .log_path = vm.log_path,
   };
-  // Rounded up, so that a VM never gets less memory than it asked for.
-  domain.memory_kib = (static_cast<uint64_t>(vm.memory_bytes) + 1023) / 1024;
+  // Rounded up, so that a VM never gets less memory than it asked for. The
+  // guest boots with the most it may have and its balloon gives back the
+  // rest (UpdateResources moves the balloon).
+  domain.current_memory_kib = (static_cast<uint64_t>(vm.memory_bytes) + 1023) / 1024;
+  domain.memory_kib = std::max(domain.current_memory_kib,
+                               (static_cast<uint64_t>(vm.max_memory_bytes) + 1023) / 1024);
   domain.vcpus = vm.vcpus;
+  domain.max_vcpus = std::max(vm.vcpus, vm.max_vcpus);
+  domain.cpuset = CpusetString(vm.cpuset);
+  domain.memory_balloon = true;
+  domain.balloon_stats_period_s = kBalloonStatsPeriodSeconds;
   domain.machine = options.machine;
   domain.emulator = options.emulator;
   domain.cpu_mode = options.type == "kvm" ? "host-passthrough" : "";

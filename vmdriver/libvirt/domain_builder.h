@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "vmdriver/libvirt/domain.h"
@@ -28,6 +29,13 @@ std::string DomainName(const VmConfig& vm);
 // The domain UUID derived from a container id: its first 32 hex characters
 // as 8-4-4-4-12. Lets the driver find a VM's domain from the id alone.
 std::string DomainUuid(std::string_view container_id);
+
+// Host CPU numbers in libvirt's cpuset syntax, sorted, runs as ranges:
+// {3, 0, 1} -> "0-1,3". Duplicates count once.
+std::string CpusetString(std::vector<int> cpus);
+
+// How often the guest's balloon driver reports its memory figures.
+inline constexpr int kBalloonStatsPeriodSeconds = 5;
 
 // INVALID_ARGUMENT (naming the field) when the config cannot make a domain.
 absl::StatusOr<Domain> BuildDomain(const VmConfig& vm, const DomainOptions& options);

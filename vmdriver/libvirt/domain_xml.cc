@@ -4,6 +4,7 @@
 #include <libxml/xmlstring.h>
 #include <libxml/xmlwriter.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -158,6 +159,37 @@ void WriteMetadata(XmlWriter& w, const DomainMetadata& m) {
   w.End();
 }
 
+// <vcpu placement="static" current="VCPUS" cpuset="...">MAX</vcpu>, with
+// current only when hot-plug has room (MAX > VCPUS); a cpuset also pins the
+// emulator threads (<cputune>).
+void WriteVcpus(XmlWriter& w, const Domain& d) {
+  const int max_vcpus = std::max(d.vcpus, d.max_vcpus);
+  w.Start("vcpu");
+  w.Attr("placement", "static");
+  if (max_vcpus != d.vcpus) w.Attr("current", StrCat(d.vcpus));
+  w.AttrIfSet("cpuset", d.cpuset);
+  w.Text("vcpu", StrCat(max_vcpus));
+  w.End();
+  if (!d.cpuset.empty()) {
+    w.Start("cputune");
+    w.Start("emulatorpin");
+    w.Attr("cpuset", d.cpuset);
+    w.End();
+    w.End();
+  }
+}
+
+void WriteMemballoon(XmlWriter& w, const Domain& d) {
+  w.Start("memballoon");
+  w.Attr("model", d.memory_balloon ? "virtio" : "none");
+  if (d.memory_balloon && d.balloon_stats_period_s > 0) {
+    w.Start("stats");
+    w.Attr("period", StrCat(d.balloon_stats_period_s));
+    w.End();
+  }
+  w.End();
+}
+
 void WriteOs(XmlWriter& w, const Domain& d) {
   w.Start("os");
   w.Start("type");
@@ -240,7 +272,13 @@ absl::StatusOr<std::string> WriteDomainXml(const Domain& d) {
   w.Attr("unit", "KiB");
   w.Text("memory", StrCat(d.memory_kib));
   w.End();
-  w.Element("vcpu", StrCat(d.vcpus));
+  if (d.current_memory_kib != 0) {
+    w.Start("currentMemory");
+    w.Attr("unit", "KiB");
+    w.Text("currentMemory", StrCat(d.current_memory_kib));
+    w.End();
+  }
+  WriteVcpus(w, d);
   WriteOs(w, d);
   w.Start("features");
   w.Empty("acpi");
@@ -263,9 +301,7 @@ absl::StatusOr<std::string> WriteDomainXml(const Domain& d) {
   for (const Disk& disk : d.disks) WriteDisk(w, disk);
   if (!d.console_socket.empty()) WriteConsole(w, d.console_socket);
   if (!d.guest_agent_channel.empty()) WriteGuestAgentChannel(w, d.guest_agent_channel);
-  w.Start("memballoon");
-  w.Attr("model", "none");
-  w.End();
+  WriteMemballoon(w, d);
   w.End();  // devices
   w.End();  // domain
   return w.Finish();

@@ -136,12 +136,17 @@ std::string LibvirtDriver::VmDir(std::string_view id) const {
 absl::Status LibvirtDriver::CheckReachable() { return connection_->Reachable(); }
 
 absl::StatusOr<virDomainPtr> LibvirtDriver::LookUp(virConnectPtr conn, std::string_view id) {
-  virDomainPtr domain = virDomainLookupByUUIDString(conn, DomainUuid(id).c_str());
+  const std::string uuid = DomainUuid(id);
+  // Not a container id at all: no domain can be its (libvirt would call the
+  // empty UUID an invalid argument).
+  if (uuid.empty()) return absl::NotFoundError(StrCat("VM \"", id, "\" is not known"));
+  virDomainPtr domain = virDomainLookupByUUIDString(conn, uuid.c_str());
   if (domain == nullptr) return LastError(StrCat("looking up the domain of VM \"", id, "\""));
   return domain;
 }
 
 absl::Status LibvirtDriver::Create(const VmConfig& config) {
+  KeyedMutex::Lock job = jobs_.Acquire(config.id);
   VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
   {
     std::lock_guard lock(mu_);
@@ -172,7 +177,7 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
   if (!config.seed_path.empty()) {
     // QEMU (an unprivileged user) can reach the VM's directory but not the
     // sandbox's: the VM gets its own copy of the seed.
-    options.seed_path = StrCat(dir, "/seed.iso");
+    options.seed_path = ReadOnlyDisks(config.id).front();
     VMLET_ASSIGN_OR_RETURN(std::string seed, ReadFile(config.seed_path));
     VMLET_RETURN_IF_ERROR(
         Annotate(WriteFileAtomically(options.seed_path, seed, 0644),
@@ -225,6 +230,7 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
 }
 
 absl::Status LibvirtDriver::Start(std::string_view id) {
+  KeyedMutex::Lock job = jobs_.Acquire(id);
   VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
   VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
   ScopeGuard free_domain([domain] { virDomainFree(domain); });
@@ -249,6 +255,7 @@ absl::Status LibvirtDriver::Start(std::string_view id) {
 }
 
 absl::Status LibvirtDriver::Stop(std::string_view id, absl::Duration timeout) {
+  KeyedMutex::Lock job = jobs_.Acquire(id);
   VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
   VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
   ScopeGuard free_domain([domain] { virDomainFree(domain); });
@@ -279,6 +286,7 @@ absl::Status LibvirtDriver::Stop(std::string_view id, absl::Duration timeout) {
 }
 
 absl::Status LibvirtDriver::Destroy(std::string_view id) {
+  KeyedMutex::Lock job = jobs_.Acquire(id);
   VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
   VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
   ScopeGuard free_domain([domain] { virDomainFree(domain); });
@@ -294,6 +302,9 @@ absl::Status LibvirtDriver::Destroy(std::string_view id) {
 }
 
 absl::Status LibvirtDriver::Remove(std::string_view id) {
+  // Not a container id: no VM of ours has it, and it must never name files.
+  if (!IsHexId(id)) return absl::OkStatus();
+  KeyedMutex::Lock job = jobs_.Acquire(id);
   VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
   absl::StatusOr<virDomainPtr> domain = LookUp(conn.get(), id);
   if (!domain.ok() && !absl::IsNotFound(domain.status())) return domain.status();
@@ -326,6 +337,25 @@ absl::Status LibvirtDriver::Remove(std::string_view id) {
   VMLET_RETURN_IF_ERROR(RemoveFileIfExists(ConsoleSocket(id)));
   kLog.Info("VM {} removed", id);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> LibvirtDriver::ContainerIdOf(virDomainPtr domain) {
+  const std::string uuid = UuidOf(domain);
+  {
+    std::lock_guard lock(mu_);
+    auto it = id_by_uuid_.find(uuid);
+    if (it != id_by_uuid_.end()) return it->second;
+  }
+  VMLET_ASSIGN_OR_RETURN(DomainMetadata metadata, MetadataOf(domain));
+  if (!uuid.empty()) {
+    std::lock_guard lock(mu_);
+    id_by_uuid_[uuid] = metadata.container_id;
+  }
+  return metadata.container_id;
+}
+
+std::vector<std::string> LibvirtDriver::ReadOnlyDisks(std::string_view id) const {
+  return {StrCat(VmDir(id), "/seed.iso")};  // As Create names it.
 }
 
 VmInfo LibvirtDriver::RecordExit(std::string_view id, int shutoff_reason) {

@@ -7,17 +7,24 @@
 // an instruction), Start only resumes it. The serial console is a unix socket
 // that a ConsoleLog drains into the container's log file. Lifecycle events
 // arrive on libvirt's event thread and are passed to the Watch handler.
+// Start, Stop, Destroy, Remove and UpdateResources of one VM run one at a
+// time (a per-VM job lock); Exec, consoles and CollectStats do not wait
+// for them.
 #ifndef VMLET_VMDRIVER_LIBVIRT_LIBVIRT_DRIVER_H_
 #define VMLET_VMDRIVER_LIBVIRT_LIBVIRT_DRIVER_H_
 
 #include <libvirt/libvirt.h>
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
+#include "base/keyed_mutex.h"
 #include "vmdriver/accelerator.h"
 #include "vmdriver/console_log.h"
 #include "vmdriver/libvirt/domain_builder.h"
@@ -69,6 +76,20 @@ class LibvirtDriver : public VmDriver {
   void DetachConsole(std::string_view id, int handle) override;
   absl::Status WriteConsole(std::string_view id, std::string_view bytes) override;
   std::vector<std::pair<std::string, std::string>> StatusInfo() override;
+  // One virConnectGetAllDomainStats call (domain_stats.h) for all active
+  // domains, of which it keeps vmlet's (known by UUID; a domain it has not
+  // met before costs one metadata read, once). A VM created but not started
+  // is left out. Does not wait for a VM's running job.
+  absl::StatusOr<std::vector<VmStats>> CollectStats() override;
+  // vCPUs by hot-plug (the guest's agent onlines them; unplug offlines them
+  // in the guest first), memory by the balloon, cpuset by pinning the vCPUs
+  // and the emulator threads; each live and in the definition. Limits come
+  // from the domain (its maximum vCPUs and memory). Blocks while the guest
+  // takes its new CPUs (a few seconds at most).
+  absl::Status UpdateResources(std::string_view id, const VmResourceUpdate& update) override;
+
+  // How many bulk statistics calls CollectStats has made. Any thread.
+  uint64_t bulk_stats_queries() const { return bulk_stats_queries_.load(); }
 
  private:
   // What the driver keeps of a VM beyond libvirt's own state.
@@ -93,6 +114,19 @@ class LibvirtDriver : public VmDriver {
       std::string_view id, const std::vector<std::string>& argv,
       const std::function<absl::StatusOr<Result>(const AgentCommand& agent,
                                                  const std::string& vm_name)>& run);
+  // The container id of a vmlet domain: remembered by UUID, else read from
+  // its metadata (one libvirt call) and remembered. NOT_FOUND for a domain
+  // that is not vmlet's.
+  absl::StatusOr<std::string> ContainerIdOf(virDomainPtr domain);
+  // The read-only disks of a VM (its cloud-init seed), whose allocation is
+  // not the VM's.
+  std::vector<std::string> ReadOnlyDisks(std::string_view id) const;
+  // UpdateResources' steps, under the VM's job lock (live_resources.h).
+  absl::Status SetVcpus(virDomainPtr domain, std::string_view id, int from, int to);
+  absl::Status PinCpus(virDomainPtr domain, std::string_view id,
+                       const std::vector<unsigned char>& map, int max_vcpus);
+  void PinAddedVcpus(virDomainPtr domain, std::string_view id, int from, int to,
+                     const std::vector<bool>& host_cpus);
   // The current VmInfo of a domain, merged with what the driver remembers.
   absl::StatusOr<VmInfo> InfoOf(virDomainPtr domain, std::string_view id);
   // Records an exit (from an event or a finished Stop) and returns the info.
@@ -108,10 +142,19 @@ class LibvirtDriver : public VmDriver {
   const AcceleratorChoice accelerator_;
   std::unique_ptr<LibvirtConnection> connection_;
 
+  // One job at a time per VM (by container id); taken before mu_, never
+  // under it.
+  KeyedMutex jobs_;
+
   std::mutex mu_;
   std::map<std::string, Vm, std::less<>> vms_;                  // By container id.
   std::map<std::string, std::string, std::less<>> id_by_uuid_;  // Domain UUID -> id.
+  // UUIDs of active domains CollectStats found not to be vmlet's, so that
+  // it reads their metadata once; only those of the last collect are kept.
+  std::set<std::string, std::less<>> foreign_uuids_;
   VmEventHandler handler_;
+
+  std::atomic<uint64_t> bulk_stats_queries_{0};
 };
 
 }  // namespace vmlet::vmdriver::libvirt
