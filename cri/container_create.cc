@@ -12,6 +12,7 @@
 #include "cri/cri_service.h"
 #include "cri/resources.h"
 #include "cri/validate.h"
+#include "cri/vm_config_builder.h"
 #include "image/image_layout.h"
 #include "image/qcow2_overlay.h"
 
@@ -84,35 +85,62 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
                                             sandbox.config().annotations().end());
   for (const auto& [key, value] : req.config().annotations()) merged[key] = value;
   VMLET_ASSIGN_OR_RETURN(annotations::VmTunables tunables,
-                         annotations::ParseVmTunables(merged, "annotations"));
-  if (tunables.root_disk_bytes > 0) {
-    if (boot->IsKernelBoot()) {
-      return absl::InvalidArgumentError(StrCat("annotation ", annotations::kRootDiskSize,
-                                               " applies to disk images, but \"", image_name,
-                                               "\" boots a kernel"));
-    }
-    VMLET_ASSIGN_OR_RETURN(uint64_t image_bytes,
-                           image::DiskVirtualSize(boot->disk_path, boot->disk_format));
-    if (tunables.root_disk_bytes < image_bytes) {
-      return absl::InvalidArgumentError(
-          StrCat("annotation ", annotations::kRootDiskSize, " is ", tunables.root_disk_bytes,
-                 " bytes: expected at least the image's disk size, ", image_bytes, " bytes"));
-    }
+                         annotations::ParseVmTunables(merged, "config.annotations"));
+  std::optional<vmspec::v1::VmSpec> spec;
+  if (!tunables.vmspec.empty()) {
+    VMLET_ASSIGN_OR_RETURN(spec, FindBoundVmSpec(sandbox, tunables.vmspec));
   }
   const std::string image_display = image->repo_tags.empty() ? image->id : image->repo_tags.front();
-  const v1::LinuxContainerResources& resources = req.config().linux().resources();
-  VMLET_ASSIGN_OR_RETURN(std::vector<int> cpuset, ParseCpuList("config.linux.resources.cpuset_cpus",
-                                                               resources.cpuset_cpus()));
+  const std::string id = GenerateId();
+  const std::string log_path =
+      JoinLogPath(sandbox.config().log_directory(), req.config().log_path());
+  VmConfigInputs inputs{
+      .id = id,
+      .sandbox_id = sandbox.id(),
+      .pod_namespace = sandbox.config().metadata().namespace_(),
+      .pod_name = sandbox.config().metadata().name(),
+      .pod_uid = sandbox.config().metadata().uid(),
+      .image = image_display,
+      .boot = *boot,
+      .log_path = log_path,
+      .seed_path = sandbox.seed_path(),
+      .container = req.config(),
+      .tunables = std::move(tunables),
+      .vmspec = std::move(spec),
+      .host_cpus = HostCpuCount(),
+  };
+  if (!boot->IsKernelBoot()) {
+    // Only needed (and then required) when a root-disk size is asked for.
+    absl::StatusOr<uint64_t> image_bytes =
+        image::DiskVirtualSize(boot->disk_path, boot->disk_format);
+    if (image_bytes.ok()) inputs.image_disk_bytes = *image_bytes;
+  }
+  if (!sandbox.network().tap().empty()) {
+    inputs.nics.push_back(vmdriver::NetworkInterface{.netns_path = sandbox.network().netns_path(),
+                                                     .tap = sandbox.network().tap(),
+                                                     .mac = sandbox.network().mac()});
+  }
+  VMLET_ASSIGN_OR_RETURN(vmdriver::VmConfig vm, BuildVmConfig(options_, inputs));
+  // Cloud-init input (annotations, the spec) may differ between attempts:
+  // such a VM gets a seed of its own.
+  const vmspec::v1::CloudInit& cloud_init = vm.machine.cloud_init();
+  const bool own_seed = !cloud_init.user_data().empty() || !cloud_init.meta_data().empty() ||
+                        !cloud_init.network_config().empty() ||
+                        !cloud_init.ssh_authorized_keys().empty();
 
   ContainerRecord record;
-  record.set_id(GenerateId());
+  record.set_id(id);
   record.set_sandbox_id(sandbox.id());
   *record.mutable_config() = req.config();
   record.set_state(state::v1::CONTAINER_STATE_CREATING);
   record.set_created_at(NowNanos());
   record.set_image_ref(image->id);
-  record.set_log_path(JoinLogPath(sandbox.config().log_directory(), req.config().log_path()));
-  const std::string id = record.id();
+  record.set_log_path(log_path);
+  record.set_vmspec(vm.vmspec);
+  record.set_vmspec_generation(vm.vmspec_generation);
+  record.set_vcpus(vm.vcpus);
+  record.set_memory_bytes(vm.memory_bytes);
+  if (own_seed) record.set_seed_path(StrCat(SandboxDir(sandbox.id()), "/seed-", id, ".iso"));
 
   VMLET_RETURN_IF_ERROR(container_names_.Reserve(name, id));
   ScopeGuard release_name([&] { container_names_.Release(name, id); });
@@ -125,36 +153,12 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
     return absl::NotFoundError(StrCat("config.image.image \"", image_name,
                                       "\" was removed while the container was created"));
   }
-
-  vmdriver::VmConfig vm{
-      .id = id,
-      .sandbox_id = sandbox.id(),
-      .name = StrCat(sandbox.config().metadata().namespace_(), "_",
-                     sandbox.config().metadata().name(), "_", metadata.name()),
-      .pod_namespace = sandbox.config().metadata().namespace_(),
-      .pod_name = sandbox.config().metadata().name(),
-      .pod_uid = sandbox.config().metadata().uid(),
-      .container_name = metadata.name(),
-      .vcpus = VcpusFrom(resources, options_.default_vcpus),
-      .memory_bytes = MemoryFrom(resources, options_.default_memory_bytes),
-      .max_vcpus = 0,
-      .max_memory_bytes = 0,
-      .cpuset = std::move(cpuset),
-      .image = image_display,
-      .boot = *boot,
-      .root_disk_bytes = tunables.root_disk_bytes,
-      .log_path = record.log_path(),
-      .nics = {},
-      .seed_path = sandbox.seed_path(),
-  };
-  // Room to grow live (UpdateContainerResources), never below the start.
-  vm.max_vcpus = std::max(vm.vcpus, options_.max_vcpus > 0 ? options_.max_vcpus : HostCpuCount());
-  vm.max_memory_bytes = std::max(vm.memory_bytes, options_.max_memory_bytes);
-  if (!sandbox.network().tap().empty()) {
-    vm.nics.push_back(vmdriver::NetworkInterface{.netns_path = sandbox.network().netns_path(),
-                                                 .tap = sandbox.network().tap(),
-                                                 .mac = sandbox.network().mac()});
+  ScopeGuard remove_seed([&] { RemoveContainerSeed(record); });
+  if (own_seed) {
+    VMLET_RETURN_IF_ERROR(WriteContainerSeed(sandbox, record.seed_path(), cloud_init));
+    vm.seed_path = record.seed_path();
   }
+
   VMLET_RETURN_IF_ERROR(
       Annotate(driver_->Create(vm), StrCat("creating VM for container \"", id, "\"")));
   ScopeGuard remove_vm([&] { (void)driver_->Remove(id); });
@@ -168,12 +172,34 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
                                      .status(),
                                  StrCat("recording container \"", id, "\" as created")));
   remove_vm.Dismiss();
+  remove_seed.Dismiss();
   delete_record.Dismiss();
   release_name.Dismiss();
-  kLog.Info("container {} ({}) created in sandbox {}: {} vCPUs, {} MiB", id, metadata.name(),
-            sandbox.id(), vm.vcpus, vm.memory_bytes / vmdriver::kMiB);
+  kLog.Info("container {} ({}) created in sandbox {}: {} vCPUs, {} MiB{}{}", id, metadata.name(),
+            sandbox.id(), vm.vcpus, vm.memory_bytes / vmdriver::kMiB,
+            vm.vmspec.empty() ? "" : ", VM spec ", vm.vmspec);
   resp->set_container_id(id);
   return absl::OkStatus();
+}
+
+absl::StatusOr<vmspec::v1::VmSpec> CriService::FindBoundVmSpec(const SandboxRecord& sandbox,
+                                                               std::string_view name) {
+  const std::string& ns = sandbox.config().metadata().namespace_();
+  if (!options_.find_vmspec) {
+    return absl::FailedPreconditionError(
+        StrCat("pod annotation ", annotations::kVmSpec, " names VM spec \"", ns, "/", name,
+               "\", but this vmletd serves no VM-spec API: expected a node with VM specs "
+               "enabled, or a pod without the annotation"));
+  }
+  absl::StatusOr<vmspec::v1::VmSpec> spec = options_.find_vmspec(ns, name);
+  if (absl::IsNotFound(spec.status())) {
+    return absl::FailedPreconditionError(
+        StrCat("pod annotation ", annotations::kVmSpec, " names VM spec \"", ns, "/", name,
+               "\", which does not exist: apply it (vmletctl spec apply -f FILE); the kubelet "
+               "retries CreateContainer"));
+  }
+  if (!spec.ok()) return Annotate(spec.status(), StrCat("reading VM spec \"", ns, "/", name, "\""));
+  return spec;
 }
 
 }  // namespace vmlet::cri

@@ -28,6 +28,7 @@ absl::Status CriService::RemoveContainerLocked(const ContainerRecord& record) {
   VMLET_RETURN_IF_ERROR(
       Annotate(driver_->Remove(id), StrCat("removing VM of container \"", id, "\"")));
   VMLET_RETURN_IF_ERROR(containers_.Delete(id));
+  RemoveContainerSeed(record);  // Its own cloud-init seed, if it had one.
   absl::StatusOr<SandboxRecord> sandbox = sandboxes_.Get(record.sandbox_id());
   if (sandbox.ok()) {
     container_names_.Release(

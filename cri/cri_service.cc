@@ -30,6 +30,16 @@ CriService::CriService(CriOptions options, vmdriver::VmDriver* driver, network::
   containers_.SetObserver([this](const ContainerRecord* before, const ContainerRecord* after) {
     events_.OnContainerChange(before, after);
   });
+  // The collector reads the ready pods' network namespaces with the VMs.
+  stats_.SetNetnsLister([this] {
+    std::vector<PodNetns> pods;
+    for (const SandboxRecord& sandbox : sandboxes_.List([](const SandboxRecord& s) {
+           return s.state() == state::v1::SANDBOX_STATE_READY && !s.network().netns_path().empty();
+         })) {
+      pods.push_back({sandbox.id(), sandbox.network().netns_path()});
+    }
+    return pods;
+  });
 }
 
 CriService::~CriService() { Shutdown(); }

@@ -12,13 +12,16 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/keyed_mutex.h"
 #include "cri/container_events.h"
@@ -32,6 +35,7 @@
 #include "streaming/server.h"
 #include "vmdriver/vm_driver.h"
 #include "vmlet/state/v1/records.pb.h"
+#include "vmlet/vmspec/v1/vmspec.pb.h"
 
 namespace vmlet::cri {
 
@@ -68,6 +72,10 @@ struct CriOptions {
   std::map<std::string, image::RegistrySettings> registries;
   std::vector<image::TranslationRule> image_translations;
   image::RegistryClientOptions registry_client;
+  // Finds a VM spec by namespace and name (NOT_FOUND when there is none).
+  // Unset: no VM-spec support. Called from gRPC worker threads concurrently.
+  std::function<absl::StatusOr<vmspec::v1::VmSpec>(std::string_view ns, std::string_view name)>
+      find_vmspec;
 };
 
 class CriService;
@@ -180,6 +188,22 @@ class CriService {
   // progress, import). Valid after Init.
   image::ImageStore* images() { return images_.get(); }
 
+  // vm_status.cc: for the VM-spec API.
+  // The domain XML `req.vm_spec` would produce for the pod (by sandbox id,
+  // or namespace+name; a placeholder pod with no network and a placeholder
+  // kernel image when it does not exist). Validation errors as
+  // CreateContainer's. Any thread.
+  absl::StatusOr<std::string> RenderVm(const vmspec::v1::RenderRequest& req);
+  // NOT_FOUND for an unknown pod. vcpus/memory as the VM has them now
+  // (after live updates), addresses from the sandbox record, whether the
+  // guest agent answers (a 1 s probe through Exec for a running VM), the
+  // accelerator. Any thread.
+  absl::StatusOr<vmspec::v1::VmStatus> GetVmStatus(const vmspec::v1::GetVmStatusRequest& req);
+  // Sandbox ids (sorted) of pods whose current container was created from
+  // spec ns/name with a generation < gen. Any thread.
+  std::vector<std::string> PodsWithOlderSpec(std::string_view ns, std::string_view name,
+                                             int64_t gen);
+
  private:
   // Called on the driver's event thread; only touches the container store.
   void OnVmEvent(const vmdriver::VmEvent& event);
@@ -221,6 +245,25 @@ class CriService {
   // Tears down what the record says was set up and records that; OK when
   // there is nothing (left) to tear down. Caller holds the sandbox's lock.
   absl::Status TearDownSandboxNetwork(const SandboxRecord& record);
+  // Writes a container's own cloud-init seed to `path`: the sandbox's
+  // network with `cloud_init` (from annotations and the VM spec).
+  absl::Status WriteContainerSeed(const SandboxRecord& sandbox, const std::string& path,
+                                  const vmspec::v1::CloudInit& cloud_init);
+  // Removes the container's own seed, if it has one; logs a failure.
+  void RemoveContainerSeed(const ContainerRecord& record);
+
+  // container_create.cc: the VM spec `name` of the sandbox's namespace;
+  // FAILED_PRECONDITION when it does not exist or vmletd has no VM-spec
+  // support.
+  absl::StatusOr<vmspec::v1::VmSpec> FindBoundVmSpec(const SandboxRecord& sandbox,
+                                                     std::string_view name);
+  // vm_status.cc: the sandbox of a VM-spec API request, by id or by
+  // namespace and name (the newest attempt); nullopt when there is none.
+  absl::StatusOr<std::optional<SandboxRecord>> FindPod(std::string_view sandbox_id,
+                                                       std::string_view ns,
+                                                       std::string_view name);
+  // The sandbox's newest container that is past CREATING, if any.
+  std::optional<ContainerRecord> CurrentContainer(const std::string& sandbox_id);
 
   // Applies `requested` to the container's VM and records the resources
   // then in force: its fields that are zero or empty keep their recorded

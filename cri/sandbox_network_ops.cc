@@ -1,6 +1,7 @@
 // A sandbox's network and cloud-init seed, set up in RunPodSandbox and torn
 // down in StopPodSandbox / RemovePodSandbox (and on restart for sandboxes
 // whose creation was interrupted).
+#include "annotations/annotations.h"
 #include "base/file_util.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -10,6 +11,20 @@
 #include "network/cloud_init.h"
 
 namespace vmlet::cri {
+namespace {
+
+constexpr Logger kLog("cri");
+
+// cloud-init input from the pod's annotations or its VM spec into `seed`.
+void AddCloudInit(const vmspec::v1::CloudInit& cloud_init, network::CloudInitSeed* seed) {
+  seed->user_data = cloud_init.user_data();
+  seed->meta_data = cloud_init.meta_data();
+  seed->network_config = cloud_init.network_config();
+  seed->ssh_authorized_keys.assign(cloud_init.ssh_authorized_keys().begin(),
+                                   cloud_init.ssh_authorized_keys().end());
+}
+
+}  // namespace
 
 absl::Status CriService::SetUpSandboxNetwork(const SandboxRecord& record) {
   const std::string& id = record.id();
@@ -32,9 +47,15 @@ absl::Status CriService::SetUpSandboxNetwork(const SandboxRecord& record) {
   VMLET_RETURN_IF_ERROR(set_up);
   VMLET_RETURN_IF_ERROR(recorded);
   const std::string seed_path = StrCat(SandboxDir(id), "/seed.iso");
-  VMLET_RETURN_IF_ERROR(
-      Annotate(network::WriteNoCloudSeed(seed_path, network::PodNetwork::Seed(config, state)),
-               StrCat("writing the cloud-init seed of sandbox \"", id, "\"")));
+  network::CloudInitSeed seed = network::PodNetwork::Seed(config, state);
+  // The pod's cloud-init annotations (RunPodSandbox checked them).
+  VMLET_ASSIGN_OR_RETURN(annotations::VmTunables tunables,
+                         annotations::ParseVmTunables({record.config().annotations().begin(),
+                                                       record.config().annotations().end()},
+                                                      "config.annotations"));
+  AddCloudInit(tunables.machine.cloud_init(), &seed);
+  VMLET_RETURN_IF_ERROR(Annotate(network::WriteNoCloudSeed(seed_path, seed),
+                                 StrCat("writing the cloud-init seed of sandbox \"", id, "\"")));
   return sandboxes_
       .Update(id,
               [&seed_path](SandboxRecord& r) {
@@ -68,6 +89,22 @@ absl::Status CriService::TearDownSandboxNetwork(const SandboxRecord& record) {
                                     })
                             .status());
   return Annotate(torn_down, StrCat("tearing down the network of sandbox \"", record.id(), "\""));
+}
+
+absl::Status CriService::WriteContainerSeed(const SandboxRecord& sandbox, const std::string& path,
+                                            const vmspec::v1::CloudInit& cloud_init) {
+  VMLET_ASSIGN_OR_RETURN(network::PodNetworkConfig config, PodNetworkConfigOf(sandbox));
+  network::CloudInitSeed seed = network::PodNetwork::Seed(config, PodNetworkStateOf(sandbox));
+  AddCloudInit(cloud_init, &seed);
+  return Annotate(network::WriteNoCloudSeed(path, seed),
+                  StrCat("writing the cloud-init seed of a VM of sandbox \"", sandbox.id(), "\""));
+}
+
+void CriService::RemoveContainerSeed(const ContainerRecord& record) {
+  if (record.seed_path().empty()) return;
+  if (absl::Status status = RemoveFileIfExists(record.seed_path()); !status.ok()) {
+    kLog.Error("container {}: removing its cloud-init seed: {}", record.id(), status.message());
+  }
 }
 
 }  // namespace vmlet::cri

@@ -7,8 +7,10 @@
 // working set are the VM's resident memory as the host sees it; available
 // memory is the guest's MemAvailable when its balloon driver reports it;
 // the writable layer is the host space of the VM's overlay disks; the
-// network is the VM's NIC, reported as the pod's eth0 when the engine
-// reports it.
+// network is the pod's: the interfaces of its network namespace (eth0, whose
+// frames tc relays to and from the VM's tap), read by the collector with
+// the rest; when there are none, the VM's NIC as the engine counts it, if
+// it does, reported as eth0.
 #include <algorithm>
 
 #include "base/status.h"
@@ -51,7 +53,32 @@ void FillMemory(const StatsSample& sample, v1::MemoryUsage* memory) {
   }
 }
 
-void FillNetwork(const StatsSample& sample, v1::NetworkUsage* network) {
+void FillInterface(const network::InterfaceCounters& counters, v1::NetworkInterfaceUsage* out) {
+  out->set_name(counters.name);
+  SetValue(out->mutable_rx_bytes(), counters.rx_bytes);
+  SetValue(out->mutable_rx_errors(), counters.rx_errors);
+  SetValue(out->mutable_tx_bytes(), counters.tx_bytes);
+  SetValue(out->mutable_tx_errors(), counters.tx_errors);
+}
+
+// The pod's namespace's interfaces; the default one is eth0, or the first.
+void FillPodNetwork(const NetworkSample& sample, v1::NetworkUsage* network) {
+  network->set_timestamp(sample.timestamp_ns);
+  const network::InterfaceCounters* default_interface = nullptr;
+  for (const network::InterfaceCounters& counters : sample.interfaces) {
+    FillInterface(counters, network->add_interfaces());
+    if (counters.name == kPodInterface) default_interface = &counters;
+  }
+  if (default_interface == nullptr && !sample.interfaces.empty()) {
+    default_interface = &sample.interfaces.front();
+  }
+  if (default_interface != nullptr) {
+    FillInterface(*default_interface, network->mutable_default_interface());
+  }
+}
+
+// The VM's NICs as the engine counts them, as the pod's eth0.
+void FillVmNetwork(const StatsSample& sample, v1::NetworkUsage* network) {
   const vmdriver::VmStats& stats = sample.stats;
   network->set_timestamp(stats.timestamp_ns);
   v1::NetworkInterfaceUsage* eth0 = network->mutable_default_interface();
@@ -82,7 +109,8 @@ v1::ContainerStats ContainerStatsOf(const ContainerRecord& record,
 
 v1::PodSandboxStats SandboxStatsOf(const SandboxRecord& sandbox,
                                    const std::vector<v1::ContainerStats>& containers,
-                                   const std::optional<StatsSample>& sample) {
+                                   const std::optional<StatsSample>& sample,
+                                   const NetworkSample* network) {
   v1::PodSandboxStats out;
   v1::PodSandboxAttributes* attributes = out.mutable_attributes();
   attributes->set_id(sandbox.id());
@@ -95,10 +123,14 @@ v1::PodSandboxStats SandboxStatsOf(const SandboxRecord& sandbox,
   if (sample.has_value()) {
     FillCpu(*sample, linux->mutable_cpu());
     FillMemory(*sample, linux->mutable_memory());
-    if (sample->stats.network_reported) FillNetwork(*sample, linux->mutable_network());
+    if (network == nullptr && sample->stats.network_reported) {
+      FillVmNetwork(*sample, linux->mutable_network());
+    }
     linux->mutable_process()->set_timestamp(sample->stats.timestamp_ns);
     SetValue(linux->mutable_process()->mutable_process_count(), 1);
   }
+  // The pod's namespace lives with the sandbox, whether its VM runs or not.
+  if (network != nullptr) FillPodNetwork(*network, linux->mutable_network());
   return out;
 }
 
@@ -162,6 +194,7 @@ absl::Status CriService::ListPodSandboxStats(const v1::ListPodSandboxStatsReques
                                              v1::ListPodSandboxStatsResponse* resp) {
   const v1::PodSandboxStatsFilter& filter = req.filter();
   const auto samples = stats_.GetAll();
+  const auto networks = stats_.GetAllNetwork();
   std::map<std::string, std::vector<ContainerRecord>> containers_by_sandbox;
   for (ContainerRecord& container :
        containers_.List([](const ContainerRecord& c) { return IsVisible(c); })) {
@@ -181,7 +214,9 @@ absl::Status CriService::ListPodSandboxStats(const v1::ListPodSandboxStatsReques
       if (sample.has_value()) pod_sample = sample;
       containers.push_back(ContainerStatsOf(container, sample, options_.state_dir));
     }
-    *resp->add_stats() = SandboxStatsOf(sandbox, containers, pod_sample);
+    auto network = networks.find(sandbox.id());
+    *resp->add_stats() = SandboxStatsOf(sandbox, containers, pod_sample,
+                                        network == networks.end() ? nullptr : &network->second);
   }
   return absl::OkStatus();
 }

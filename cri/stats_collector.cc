@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "base/logging.h"
 
 namespace vmlet::cri {
@@ -13,7 +14,7 @@ constexpr Logger kLog("stats");
 }  // namespace
 
 StatsCollector::StatsCollector(vmdriver::VmDriver* driver, absl::Duration interval)
-    : driver_(driver), interval_(interval) {}
+    : driver_(driver), interval_(interval), network_reader_(network::ReadInterfaceCounters) {}
 
 StatsCollector::~StatsCollector() { Stop(); }
 
@@ -46,8 +47,21 @@ void StatsCollector::Loop() {
   }
 }
 
+void StatsCollector::SetNetnsLister(NetnsLister lister) {
+  std::lock_guard lock(mu_);
+  netns_lister_ = std::move(lister);
+}
+
+void StatsCollector::SetNetworkCounterReader(NetworkCounterReader reader) {
+  std::lock_guard lock(mu_);
+  network_reader_ = std::move(reader);
+}
+
 absl::Status StatsCollector::CollectNow() {
   absl::StatusOr<std::vector<vmdriver::VmStats>> collected = driver_->CollectStats();
+  // The pods' networks do not depend on the engine: read them whatever the
+  // bulk query gave.
+  CollectNetwork();
   std::lock_guard lock(mu_);
   ++collections_;
   if (!collected.ok()) {
@@ -83,6 +97,59 @@ absl::Status StatsCollector::CollectNow() {
   return absl::OkStatus();
 }
 
+void StatsCollector::CollectNetwork() {
+  NetnsLister lister;
+  NetworkCounterReader reader;
+  {
+    std::lock_guard lock(mu_);
+    lister = netns_lister_;
+    reader = network_reader_;
+  }
+  if (!lister) return;
+  // Read without the lock: each read joins a namespace for a moment.
+  struct Read {
+    std::string sandbox_id;
+    std::string netns_path;
+    absl::StatusOr<NetworkSample> sample;
+  };
+  std::vector<Read> reads;
+  for (PodNetns& pod : lister()) {
+    if (pod.netns_path.empty()) continue;
+    Read read{std::move(pod.sandbox_id), std::move(pod.netns_path), NetworkSample{}};
+    const int64_t now = absl::ToUnixNanos(absl::Now());
+    absl::StatusOr<std::vector<network::InterfaceCounters>> interfaces = reader(read.netns_path);
+    if (interfaces.ok()) {
+      read.sample = NetworkSample{.timestamp_ns = now, .interfaces = *std::move(interfaces)};
+    } else {
+      read.sample = interfaces.status();
+    }
+    reads.push_back(std::move(read));
+  }
+  std::lock_guard lock(mu_);
+  std::map<std::string, NetworkSample, std::less<>> network;
+  std::set<std::string, std::less<>> failing;
+  for (Read& read : reads) {
+    if (read.sample.ok()) {
+      network[read.sandbox_id] = *std::move(read.sample);
+      continue;
+    }
+    // A pod that is going away may lose its namespace between the listing
+    // and the read (NOT_FOUND); anything else is worth one warning per pod.
+    if (absl::IsNotFound(read.sample.status())) {
+      kLog.Debug("sandbox {}: reading the network counters of \"{}\": {}", read.sandbox_id,
+                 read.netns_path, std::string(read.sample.status().message()));
+    } else if (!network_failing_.contains(read.sandbox_id)) {
+      kLog.Warning("sandbox {}: reading the network counters of \"{}\": {}", read.sandbox_id,
+                   read.netns_path, std::string(read.sample.status().message()));
+    }
+    failing.insert(read.sandbox_id);
+    auto previous = network_.find(read.sandbox_id);
+    if (previous != network_.end()) network[read.sandbox_id] = std::move(previous->second);
+  }
+  network_ = std::move(network);
+  network_failing_ = std::move(failing);
+}
+
 std::optional<StatsSample> StatsCollector::Get(std::string_view id) const {
   std::lock_guard lock(mu_);
   auto it = samples_.find(id);
@@ -93,6 +160,18 @@ std::optional<StatsSample> StatsCollector::Get(std::string_view id) const {
 std::map<std::string, StatsSample, std::less<>> StatsCollector::GetAll() const {
   std::lock_guard lock(mu_);
   return samples_;
+}
+
+std::optional<NetworkSample> StatsCollector::GetNetwork(std::string_view sandbox_id) const {
+  std::lock_guard lock(mu_);
+  auto it = network_.find(sandbox_id);
+  if (it == network_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<std::string, NetworkSample, std::less<>> StatsCollector::GetAllNetwork() const {
+  std::lock_guard lock(mu_);
+  return network_;
 }
 
 uint64_t StatsCollector::collections() const {

@@ -162,7 +162,7 @@ absl::Status ValidateSandboxConfig(const v1::PodSandboxConfig& config) {
   }
   VMLET_RETURN_IF_ERROR(
       annotations::ParseVmTunables({config.annotations().begin(), config.annotations().end()},
-                                   "config.annotations")
+                                   "config.annotations", annotations::Scope::kPod)
           .status());
   return absl::OkStatus();
 }
@@ -182,9 +182,10 @@ absl::Status ValidateContainerConfig(const v1::ContainerConfig& config) {
         StrCat("config.log_path ", Quote(log_path),
                " is invalid: expected a path relative to the sandbox's log_directory"));
   }
+  // Pod keys (cloud-init, vmspec) are refused here: they belong to the pod.
   VMLET_RETURN_IF_ERROR(
       annotations::ParseVmTunables({config.annotations().begin(), config.annotations().end()},
-                                   "config.annotations")
+                                   "config.annotations", annotations::Scope::kContainer)
           .status());
   return absl::OkStatus();
 }

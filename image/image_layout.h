@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "vmdriver/vm_config.h"
+#include "vmdriver/boot_source.h"
 
 namespace vmlet::image {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "vmdriver/vm_config.h"
+#include "vmdriver/boot_source.h"
 
 namespace vmlet::image {
 

@@ -6,15 +6,18 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <optional>
 #include <string_view>
 #include <utility>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "base/scope_guard.h"
 #include "base/status.h"
@@ -24,7 +27,12 @@
 namespace vmlet::network {
 namespace {
 
-constexpr size_t kMaxSeedBytes = 64 * 1024;
+constexpr size_t kMaxSeedBytes = 256 * 1024;
+constexpr size_t kMaxDocumentBytes = 64 * 1024;  // user_data, network_config, meta_data
+constexpr size_t kMaxSshKeyBytes = 8 * 1024;
+// Flow collections ("[[[...") of meta_data nested deeper than this are
+// refused before yaml-cpp, which recurses per level, parses it.
+constexpr int kMaxYamlNesting = 64;
 constexpr size_t kMaxDnsName = 253;
 constexpr size_t kMaxDnsLabel = 63;
 constexpr size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
@@ -255,6 +263,74 @@ std::string RenderUserData(const CloudInitSeed& seed) {
   return seed.user_data.empty() ? std::string(kEmptyCloudConfig) : seed.user_data;
 }
 
+// Deepest nesting of flow collections, ignoring quoting (an overestimate).
+int FlowNesting(std::string_view text) {
+  int depth = 0, deepest = 0;
+  for (char c : text) {
+    if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
+    if ((c == ']' || c == '}') && depth > 0) --depth;
+  }
+  return deepest;
+}
+
+// meta_data as a YAML map; an empty one for "". Errors name meta_data.
+absl::StatusOr<YAML::Node> ParseMetaData(const std::string& meta_data) {
+  if (meta_data.empty()) return YAML::Node(YAML::NodeType::Map);
+  if (FlowNesting(meta_data) > kMaxYamlNesting) {
+    return absl::InvalidArgumentError(
+        StrCat("invalid cloud-init seed: meta_data nests flow collections deeper than ",
+               kMaxYamlNesting, ": expected a plain YAML map"));
+  }
+  YAML::Node node;
+  try {
+    node = YAML::Load(meta_data);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        StrCat("invalid cloud-init seed: meta_data is not YAML (", e.what(), "): expected a map"));
+  }
+  if (node.IsNull()) return YAML::Node(YAML::NodeType::Map);
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError(
+        "invalid cloud-init seed: meta_data is not a YAML map: expected \"key: value\" lines");
+  }
+  return node;
+}
+
+bool IsVmletMetaDataKey(const std::string& key) {
+  return key == "instance-id" || key == "local-hostname" || key == "public-keys";
+}
+
+absl::Status ValidateUserDocuments(const CloudInitSeed& seed) {
+  const std::pair<const char*, const std::string*> documents[] = {
+      {"user_data", &seed.user_data},
+      {"network_config", &seed.network_config},
+      {"meta_data", &seed.meta_data}};
+  for (const auto& [name, text] : documents) {
+    if (text->size() > kMaxDocumentBytes) {
+      return absl::InvalidArgumentError(StrCat("invalid cloud-init seed: ", name, " is ",
+                                               text->size(), " bytes, more than the ",
+                                               kMaxDocumentBytes, " allowed"));
+    }
+    size_t bad = FindBadCharacter(*text, /*multiline=*/true);
+    if (bad != std::string_view::npos) {
+      return absl::InvalidArgumentError(StrCat("invalid cloud-init seed: ", name,
+                                               " has a control character or invalid UTF-8 at byte ",
+                                               bad, " (tabs and line breaks are allowed)"));
+    }
+  }
+  for (size_t i = 0; i < seed.ssh_authorized_keys.size(); ++i) {
+    const std::string& key = seed.ssh_authorized_keys[i];
+    const std::string field = StrCat("ssh_authorized_keys[", i, "]");
+    if (key.empty() || key.size() > kMaxSshKeyBytes) {
+      return absl::InvalidArgumentError(StrCat("invalid cloud-init seed: ", field, " is ",
+                                               key.size(), " bytes: expected 1 to ",
+                                               kMaxSshKeyBytes));
+    }
+    VMLET_RETURN_IF_ERROR(CheckText(field, key));
+  }
+  return ParseMetaData(seed.meta_data).status();
+}
+
 absl::Status ValidateNic(const CloudInitSeed& seed) {
   if (seed.mac.empty()) {
     // A pod without network has no NIC to configure.
@@ -345,13 +421,7 @@ absl::Status CheckAllText(const CloudInitSeed& seed) {
         CheckText(StrCat("routes[", i, "].destination"), seed.routes[i].destination));
     VMLET_RETURN_IF_ERROR(CheckText(StrCat("routes[", i, "].gateway"), seed.routes[i].gateway));
   }
-  size_t bad = FindBadCharacter(seed.user_data, /*multiline=*/true);
-  if (bad != std::string_view::npos) {
-    return absl::InvalidArgumentError(StrCat(
-        "invalid cloud-init seed: user_data has a control character or invalid UTF-8 at byte ", bad,
-        " (tabs and line breaks are allowed)"));
-  }
-  return absl::OkStatus();
+  return ValidateUserDocuments(seed);
 }
 
 }  // namespace
@@ -370,9 +440,9 @@ absl::Status ValidateCloudInitSeed(const CloudInitSeed& seed) {
   size_t total = RenderMetaData(seed).size() + RenderNetworkConfig(seed).size() +
                  RenderVendorData(seed).size() + RenderUserData(seed).size();
   if (total > kMaxSeedBytes) {
-    return absl::InvalidArgumentError(
-        StrCat("invalid cloud-init seed: the seed's files take ", total,
-               " bytes, more than the 65536 allowed (user_data is the usual cause)"));
+    return absl::InvalidArgumentError(StrCat("invalid cloud-init seed: the seed's files take ",
+                                             total, " bytes, more than the ", kMaxSeedBytes,
+                                             " allowed (user_data is the usual cause)"));
   }
   return absl::OkStatus();
 }
@@ -385,11 +455,26 @@ std::string RenderMetaData(const CloudInitSeed& seed) {
     out << YAML::Key << "local-hostname" << YAML::Value;
     EmitString(out, seed.hostname);
   }
+  if (!seed.ssh_authorized_keys.empty()) {
+    EmitStrings(out, "public-keys", seed.ssh_authorized_keys);
+  }
+  // A seed that failed validation adds nothing of meta_data.
+  absl::StatusOr<YAML::Node> extra = ParseMetaData(seed.meta_data);
+  if (extra.ok()) {
+    for (const auto& entry : *extra) {
+      if (!entry.first.IsScalar() || IsVmletMetaDataKey(entry.first.Scalar())) continue;
+      out << YAML::Key << entry.first << YAML::Value << entry.second;
+    }
+  }
   out << YAML::EndMap;
   return Document(out);
 }
 
 std::string RenderNetworkConfig(const CloudInitSeed& seed) {
+  if (!seed.network_config.empty()) {
+    return seed.network_config.back() == '\n' ? seed.network_config
+                                              : StrCat(seed.network_config, "\n");
+  }
   YAML::Emitter out;
   out << YAML::BeginMap << YAML::Key << "version" << YAML::Value << 2;
   if (!seed.mac.empty()) {

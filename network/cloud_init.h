@@ -39,18 +39,32 @@ struct CloudInitSeed {
   std::vector<std::string> dns_options;
   int mtu = 0;            // mtu when > 0
   std::string user_data;  // verbatim; empty -> "#cloud-config\n{}\n"
+  // From the pod's annotations or its VM spec:
+  // meta-data public-keys, one authorized key each (single lines).
+  std::vector<std::string> ssh_authorized_keys;
+  // A network config (version 1 or 2) written verbatim instead of the one
+  // generated from mac, addresses, routes, DNS and mtu.
+  std::string network_config;
+  // A YAML map whose keys are added to meta-data; instance-id,
+  // local-hostname and public-keys stay vmlet's (a user key of that name is
+  // left out).
+  std::string meta_data;
 };
 
 // INVALID_ARGUMENT naming the field and value: empty instance_id, bad MAC,
 // bad CIDR/IP, hostname that is not a DNS name (RFC 1123, <= 253), control
-// characters anywhere (user_data may hold tabs and line breaks), invalid
-// UTF-8, total size of the four files over 64 KiB.
+// characters anywhere (user_data, network_config and meta_data may hold
+// tabs and line breaks), invalid UTF-8, user_data, network_config or
+// meta_data over 64 KiB, an SSH key over 8 KiB, meta_data that is not a
+// YAML map, total size of the four files over 256 KiB.
 absl::Status ValidateCloudInitSeed(const CloudInitSeed& seed);
 
 // The Render* functions expect a valid seed (see ValidateCloudInitSeed).
-// meta-data: instance-id, local-hostname.
+// meta-data: instance-id, local-hostname, public-keys, then meta_data's
+// other keys.
 std::string RenderMetaData(const CloudInitSeed& seed);
-// network-config: version: 2, ethernets: {<interface_name>: {...}}.
+// network-config: network_config when given, else version: 2, ethernets:
+// {<interface_name>: {...}}.
 std::string RenderNetworkConfig(const CloudInitSeed& seed);
 // A "#cloud-config" document: when dns_servers/search_domains/dns_options are
 // given, manage_resolv_conf: true and resolv_conf: {nameservers,

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs every Debian 12 package vmlet needs to build, test and run:
-# the toolchain and libraries, libvirt with QEMU, what the test guest is
+# the toolchain and libraries, libvirt with QEMU, UEFI firmware (OVMF) and
+# the software TPM (swtpm) for VM specs that ask for them, what the test guest is
 # made of (the cloud kernel, busybox-static, cpio, qemu-guest-agent), and
 # the tools the image tests use (a local registry, skopeo, umoci, syslinux
 # for a bootable disk), the pod network: the CNI plugins, iproute2 (ip, tc),
@@ -16,7 +17,7 @@ PACKAGES="
   libabsl-dev libyaml-cpp-dev libfmt-dev libsystemd-dev libvirt-dev libxml2-dev libssl-dev
   libcurl4-openssl-dev libarchive-dev nlohmann-json3-dev libboost-dev zlib1g-dev
   libgtest-dev libgmock-dev
-  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   linux-image-cloud-amd64 busybox-static cpio qemu-guest-agent
   docker-registry skopeo umoci syslinux syslinux-common dosfstools mtools
   containernetworking-plugins iproute2 iptables util-linux kmod

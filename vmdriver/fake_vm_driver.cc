@@ -163,6 +163,14 @@ absl::Status FakeVmDriver::Create(const VmConfig& config) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> FakeVmDriver::RenderDomainXml(const VmConfig& config) {
+  std::lock_guard lock(mu_);
+  VMLET_RETURN_IF_ERROR(TakeFailure("RenderDomainXml"));
+  if (config.id.empty()) return absl::InvalidArgumentError("id: empty: expected a container id");
+  return StrCat("fake domain ", config.id, ": ", config.vcpus, " vCPUs, ", config.memory_bytes,
+                " bytes of memory\n");
+}
+
 absl::Status FakeVmDriver::Start(std::string_view id) {
   VmEvent event;
   {

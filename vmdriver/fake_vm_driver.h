@@ -29,6 +29,10 @@ class FakeVmDriver : public VmDriver {
   std::string_view Name() const override { return "fake"; }
   absl::Status CheckReachable() override;
   absl::Status Create(const VmConfig& config) override;
+  // A short deterministic text (not libvirt XML) that names the VM id, its
+  // vCPUs and memory; INVALID_ARGUMENT for an empty id. Honours failures
+  // injected for "RenderDomainXml".
+  absl::StatusOr<std::string> RenderDomainXml(const VmConfig& config) override;
   absl::Status Start(std::string_view id) override;
   absl::Status Stop(std::string_view id, absl::Duration timeout) override;
   absl::Status Destroy(std::string_view id) override;
@@ -66,8 +70,8 @@ class FakeVmDriver : public VmDriver {
 
   // Test controls.
   // The next call of `operation` ("Create", "Start", "Stop", "Destroy",
-  // "Remove", "Exec", "ExecStreaming", "CollectStats", "UpdateResources")
-  // fails with `status` and changes nothing.
+  // "Remove", "Exec", "ExecStreaming", "CollectStats", "UpdateResources",
+  // "RenderDomainXml") fails with `status` and changes nothing.
   void FailNext(std::string_view operation, absl::Status status);
   // Makes CheckReachable and every operation answer `status` until reset
   // with an OK status.
@@ -140,6 +144,7 @@ class UnavailableVmDriver : public VmDriver {
   std::string_view Name() const override { return "unavailable"; }
   absl::Status CheckReachable() override { return Error(); }
   absl::Status Create(const VmConfig&) override { return Error(); }
+  absl::StatusOr<std::string> RenderDomainXml(const VmConfig&) override { return Error(); }
   absl::Status Start(std::string_view) override { return Error(); }
   absl::Status Stop(std::string_view, absl::Duration) override { return Error(); }
   absl::Status Destroy(std::string_view) override { return Error(); }

@@ -1,29 +1,21 @@
 // The typed description of one VM: everything vmdriver/ needs to define it.
-// Built by cri/ from the container config and the image (later also from
-// annotations and VM specs); vmdriver/ never sees CRI messages.
+// Built by cri/ from vmletd's defaults, the container config, the pod's
+// vmlet.io/ annotations and the VM spec bound to the pod (in that order of
+// precedence); vmdriver/ never sees CRI messages.
 #ifndef VMLET_VMDRIVER_VM_CONFIG_H_
 #define VMLET_VMDRIVER_VM_CONFIG_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "vmdriver/boot_source.h"
+#include "vmlet/vmspec/v1/vmspec.pb.h"
 
 namespace vmlet::vmdriver {
 
 inline constexpr int64_t kMiB = int64_t{1} << 20;
-
-// What the VM boots: a disk image, used through a per-VM qcow2 overlay so
-// that the image itself is never written, or a kernel (+ initrd + command
-// line) for direct kernel boot. Paths are files of the image store.
-struct BootSource {
-  std::string disk_path;
-  std::string disk_format;  // "qcow2" or "raw".
-  std::string kernel_path;
-  std::string initrd_path;  // Optional, with a kernel.
-  std::string cmdline;      // Optional, with a kernel.
-
-  bool IsKernelBoot() const { return !kernel_path.empty(); }
-};
 
 // A NIC of the VM: a tap device that lives in the pod's network namespace
 // (made by network/), which the driver opens there and hands to QEMU.
@@ -56,6 +48,20 @@ struct VmConfig {
   std::vector<NetworkInterface> nics;
   // A cloud-init NoCloud seed (ISO 9660) attached read-only; may be empty.
   std::string seed_path;
+  // The VM's shape beyond the fields above, resolved from annotations and
+  // the bound VM spec: CPU topology, model and pinning, hugepages, NUMA,
+  // firmware, machine type, features, clock, disks, NIC settings, devices
+  // and lifecycle. cpu.count and memory.size are already in `vcpus` and
+  // `memory_bytes` and are ignored here; root-disk size is in
+  // `root_disk_bytes`. Empty: vmlet's defaults.
+  vmspec::v1::Machine machine;
+  // What the kubelet passed to the container, by container path: devices
+  // and mounts (host paths). A volume disk of `machine` names one.
+  std::map<std::string, std::string> volumes;
+  // The VM spec the machine came from ("<namespace>/<name>") and its
+  // generation, for status; empty/0 without one.
+  std::string vmspec;
+  int64_t vmspec_generation = 0;
 };
 
 }  // namespace vmlet::vmdriver

@@ -138,7 +138,14 @@ class VmDriver {
   // ALREADY_EXISTS if a VM with this id exists.
   virtual absl::Status Create(const VmConfig& config) = 0;
 
+  // The domain XML Create would define for `config` (placeholder paths for
+  // files Create would make), without defining or creating anything.
+  // INVALID_ARGUMENT as Create. Any thread.
+  virtual absl::StatusOr<std::string> RenderDomainXml(const VmConfig& config) = 0;
+
   // Lets a created VM run. FAILED_PRECONDITION unless the VM is kCreated.
+  // A VM whose machine has lifecycle.start_paused stays paused (kRunning
+  // for the CRI: the container runs, its guest does not yet).
   virtual absl::Status Start(std::string_view id) = 0;
 
   // Asks the guest to power off and destroys the VM when `timeout` expires

@@ -43,6 +43,11 @@ vmspec_v1::Console::Stub& Client::Console() {
   return *console_;
 }
 
+vmspec_v1::VmSpecs::Stub& Client::VmSpecs() {
+  if (vmspecs_ == nullptr) vmspecs_ = vmspec_v1::VmSpecs::NewStub(VmspecChannel());
+  return *vmspecs_;
+}
+
 void Client::SetDeadline(grpc::ClientContext& context, CallKind kind, int64_t extra_seconds) const {
   if (kind == CallKind::kTransfer && !options_.timeout_seconds.has_value()) return;
   int64_t seconds = options_.timeout_seconds.value_or(

@@ -15,6 +15,7 @@
 #include "cri/v1/api.grpc.pb.h"
 #include "vmlet/vmspec/v1/console.grpc.pb.h"
 #include "vmlet/vmspec/v1/images.grpc.pb.h"
+#include "vmlet/vmspec/v1/vmspec.grpc.pb.h"
 
 namespace vmlet::ctl {
 
@@ -24,7 +25,8 @@ namespace vmspec_v1 = ::vmlet::vmspec::v1;
 // The options given before the command.
 struct GlobalOptions {
   std::string endpoint = "unix:///run/vmlet/cri.sock";
-  // vmletd's own API (pull with progress, import).
+  // vmletd's own API (VM specs, VM status, pull with progress, import,
+  // console).
   std::string vmspec_endpoint = "unix:///run/vmlet/vmspec.sock";
   // Per-call deadline; when unset, it depends on the CallKind.
   std::optional<int64_t> timeout_seconds;
@@ -79,6 +81,8 @@ class Client {
   vmspec_v1::Images::Stub& Images();
   // The Console service on the same endpoint and channel.
   vmspec_v1::Console::Stub& Console();
+  // The VmSpecs service on the same endpoint and channel.
+  vmspec_v1::VmSpecs::Stub& VmSpecs();
 
   // Sets the deadline of `kind` on `context` (none for kTransfer without
   // --timeout); for streaming calls, whose context the caller holds.
@@ -89,11 +93,12 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::RuntimeService::Stub> runtime_;
   std::unique_ptr<v1::ImageService::Stub> image_;
-  // Null until Images() or Console() is first called.
+  // Null until Images(), Console() or VmSpecs() is first called.
   std::shared_ptr<grpc::Channel> vmspec_channel_;
   std::shared_ptr<grpc::Channel> VmspecChannel();
   std::unique_ptr<vmspec_v1::Images::Stub> images_;
   std::unique_ptr<vmspec_v1::Console::Stub> console_;
+  std::unique_ptr<vmspec_v1::VmSpecs::Stub> vmspecs_;
 };
 
 // "NOT_FOUND" for grpc::StatusCode::NOT_FOUND, and so on.

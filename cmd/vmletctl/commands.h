@@ -55,6 +55,11 @@ int Console(Client& client, Args args);
 int ImageCommand(Client& client, Args args);
 int ListImages(Client& client, Args args);
 
+// `spec apply|get|list|delete|validate|render ...` and `vm status POD`: VM
+// specs and what a pod's VM runs with (spec_commands.cc).
+int SpecCommand(Client& client, Args args);
+int VmStatus(Client& client, Args args);
+
 // `doctor`: checks the node and explains what blocks running VMs
 // (doctor.cc).
 int Doctor(Client& client, Args args);

@@ -1,10 +1,10 @@
 // vmletctl: the vmlet command-line tool. Runs VM pods by hand and talks to
-// vmletd's CRI socket (and, for image pull and import, its VM-spec socket),
-// call by call, for scripts:
+// vmletd's CRI socket (and, for VM specs, VM status, image pull and import
+// and the console, its VM-spec socket), call by call, for scripts:
 //
 //   vmletctl [--endpoint unix:///run/vmlet/cri.sock]
 //            [--vmspec-endpoint unix:///run/vmlet/vmspec.sock] [--timeout SECONDS]
-//            [-o table|json|yaml] run|rm|ls|logs|image|cri|doctor ...
+//            [-o table|json|yaml] run|rm|ls|logs|spec|image|cri|doctor ...
 //
 // This file parses the options that precede the command and dispatches;
 // each command parses its own (flags.h).
@@ -38,6 +38,13 @@ constexpr char kUsage[] =
     "  attach NAME              the same through the CRI's Attach, as kubectl attach\n"
     "  port-forward NAME [LOCAL:]REMOTE...\n"
     "                           forward local TCP ports to the pod, as kubectl port-forward\n"
+    "  vm status NAME           what a pod's VM runs with: VM spec and generation, size, agent\n"
+    "\n"
+    "VM specs (see \"vmletctl spec --help\"):\n"
+    "  spec apply -f FILE       create or update VM specs from YAML\n"
+    "  spec get|list|delete     show, list or delete VM specs\n"
+    "  spec validate|render -f FILE\n"
+    "                           check a spec, or print the domain XML it gives a pod\n"
     "\n"
     "Images (see \"vmletctl image --help\"):\n"
     "  image pull REF           pull from a registry or URL, with progress; prints the id\n"
@@ -58,8 +65,9 @@ constexpr char kUsage[] =
     "  --endpoint ADDR   CRI socket, a path or unix://PATH (default unix:///run/vmlet/cri.sock,\n"
     "                    or $VMLET_ENDPOINT)\n"
     "  --vmspec-endpoint ADDR\n"
-    "                    vmletd's own API, for image pull and import, as --endpoint (default\n"
-    "                    unix:///run/vmlet/vmspec.sock, or $VMLET_VMSPEC_ENDPOINT)\n"
+    "                    vmletd's own API (specs, VM status, image pull and import, console),\n"
+    "                    as --endpoint (default unix:///run/vmlet/vmspec.sock, or\n"
+    "                    $VMLET_VMSPEC_ENDPOINT)\n"
     "  --timeout SEC     per-call deadline in seconds (default 10 for queries, 120 for calls\n"
     "                    that create, start, stop or remove; none for image pull\n"
     "                    and import)\n"
@@ -147,17 +155,22 @@ int Main(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (command == "vm") {
-    if (rest.empty())
-      return UsageError(
-          "", "\"vm\" needs a command: run, rm, ls, logs, exec, console, attach or port-forward");
+    constexpr char kNeedsCommand[] =
+        "\"vm\" needs a command: run, rm, ls, logs, exec, console, attach, port-forward, status";
+    if (rest.empty()) return UsageError("", kNeedsCommand);
     command = rest[0];
     rest = rest.subspan(1);
+    if (command == "status") {
+      Client client(options);
+      return VmStatus(client, rest);
+    }
     if (!PodCommands().contains(command)) {
       return UsageError("", StrCat("unknown command \"vm ", command, "\""));
     }
   }
   Client client(options);
   if (command == "cri") return CriCommand(client, rest);
+  if (command == "spec") return SpecCommand(client, rest);
   if (command == "image") return ImageCommand(client, rest);
   if (command == "images") return ListImages(client, rest);
   if (command == "doctor") return Doctor(client, rest);

@@ -76,6 +76,8 @@ int RunPod(Client& client, Args args) {
                 "  --namespace NS    the pod's namespace (default \"default\")\n"
                 "  --cpus N          vCPUs; default: vmletd's default\n"
                 "  --memory-mib M    memory in MiB; default: vmletd's default\n"
+                "  --vmspec NAME     bind the pod to VM spec NAME of its namespace\n"
+                "                    (the annotation vmlet.io/vmspec)\n"
                 "  --log-dir DIR     the pod's log directory\n"
                 "                    (default /var/log/pods/<namespace>_<name>_<uid>)\n");
   flags.AddString("--image", &vm.image);
@@ -83,6 +85,7 @@ int RunPod(Client& client, Args args) {
   flags.AddInt("--cpus", &vm.cpus, 1);
   flags.AddInt("--memory-mib", &vm.memory_mib, 1);
   flags.AddString("--log-dir", &pod.log_dir);
+  flags.AddString("--vmspec", &pod.vmspec);
   if (auto done = flags.Parse(args, 1, 1)) return *done;
   pod.name = flags.positional()[0];
   if (vm.image.empty()) return flags.Error("--image is required");

@@ -55,6 +55,7 @@ v1::PodSandboxConfig MakePodConfig(PodParams params) {
   labels[kPodNamespaceLabel] = params.namespace_;
   labels[kPodUidLabel] = params.uid;
   (*config.mutable_annotations())["kubernetes.io/config.source"] = "vmletctl";
+  if (!params.vmspec.empty()) (*config.mutable_annotations())["vmlet.io/vmspec"] = params.vmspec;
   return config;
 }
 

@@ -23,6 +23,7 @@ struct PodParams {
   std::string uid;  // NewUid() when empty.
   uint32_t attempt = 0;
   std::string log_dir;  // DefaultLogDir() when empty; made absolute.
+  std::string vmspec;   // The VM spec the pod binds to (vmlet.io/vmspec); none when empty.
 };
 
 struct VmParams {

@@ -375,6 +375,36 @@ const std::vector<KeySpec>& Keys() {
   static const auto* keys = new std::vector<KeySpec>{
       PathKey("cri_socket", &Config::cri_socket),
       PathKey("vmspec_socket", &Config::vmspec_socket),
+      {.key = "vmspec_group",
+       .set = [](const YAML::Node& node, Config& config) -> absl::Status {
+         if (node.IsNull()) {
+           config.vmspec_group = "";
+           return absl::OkStatus();
+         }
+         VMLET_ASSIGN_OR_RETURN(std::string value, Scalar("vmspec_group", node));
+         if (value.empty() || value == "none") {
+           config.vmspec_group = "";
+           return absl::OkStatus();
+         }
+         // POSIX portable names, as groupadd takes them (also "$" last).
+         bool valid = value.size() <= 32 && value[0] != '-';
+         for (size_t i = 0; i < value.size() && valid; ++i) {
+           const char c = value[i];
+           valid = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '_' || c == '-' || c == '.' || (c == '$' && i + 1 == value.size());
+         }
+         if (!valid) {
+           return BadValue("vmspec_group", value,
+                           "a group name (letters, digits, '_', '-', '.'; at most 32) or none");
+         }
+         config.vmspec_group = value;
+         return absl::OkStatus();
+       },
+       .scalar =
+           [](const Config& config) {
+             return config.vmspec_group.empty() ? std::string("none") : config.vmspec_group;
+           }},
+      OptionalPathKey("vmspec_dir", &Config::vmspec_dir),
       PathKey("state_dir", &Config::state_dir),
       PathKey("run_dir", &Config::run_dir),
       {.key = "libvirt_uri",

@@ -27,6 +27,15 @@ std::string_view AcceleratorName(Accelerator accelerator);
 struct Config {
   std::string cri_socket = "/run/vmlet/cri.sock";
   std::string vmspec_socket = "/run/vmlet/vmspec.sock";
+  // The group of the VM-spec socket (mode 0660) whose members, with root,
+  // may change things through it (apply and delete specs, pull and import
+  // images, attach to consoles); other callers may only read. Empty:
+  // root's group. A group the system does not know stops vmletd at start.
+  std::string vmspec_group;
+  // VM specs from files: the *.yaml and *.yml files of this directory,
+  // applied at start and whenever they change. Empty: none. A missing
+  // directory is fine (it is read once it appears).
+  std::string vmspec_dir = "/etc/vmlet/vmspecs.d";
   std::string state_dir = "/var/lib/vmlet";
   std::string run_dir = "/run/vmlet";
   std::string libvirt_uri = "qemu:///system";

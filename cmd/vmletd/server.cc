@@ -94,8 +94,18 @@ absl::Status PrepareSocketPath(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   VMLET_ASSIGN_OR_RETURN(std::string cgroup_driver, ResolveCgroupDriver(config.cgroup_driver));
+  VMLET_ASSIGN_OR_RETURN(vmspec::AccessGroup vmspec_group,
+                         vmspec::ResolveAccessGroup(config.vmspec_group));
   std::unique_ptr<Server> server(new Server(config));
   VMLET_ASSIGN_OR_RETURN(server->driver_, MakeDriver(config));
+  VMLET_ASSIGN_OR_RETURN(server->vmspec_store_,
+                         vmspec::SpecStore::Open({.dir = config.state_dir + "/vmspecs"}));
+  if (!config.vmspec_dir.empty()) {
+    VMLET_ASSIGN_OR_RETURN(
+        server->vmspec_dir_watcher_,
+        vmspec::SpecDirWatcher::Start({.dir = config.vmspec_dir}, server->vmspec_store_.get()));
+  }
+  vmspec::SpecStore* const vmspec_store = server->vmspec_store_.get();
   const std::string netns_dir = StrCat(config.run_dir, "/netns");
   VMLET_RETURN_IF_ERROR(MakeDirs(netns_dir, 0711));
   server->network_ = std::make_unique<network::PodNetwork>(network::PodNetworkOptions{
@@ -119,7 +129,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                       .cgroup_driver = cgroup_driver,
                       .local_images = config.local_images,
                       .registries = config.registries,
-                      .image_translations = config.image_translations},
+                      .image_translations = config.image_translations,
+                      .find_vmspec =
+                          [vmspec_store](std::string_view ns, std::string_view name) {
+                            return vmspec_store->Get(ns, name);
+                          }},
       server->driver_.get(), server->network_.get());
   VMLET_RETURN_IF_ERROR(Annotate(server->cri_->Init(), "loading state"));
   VMLET_RETURN_IF_ERROR(MakeDirs(config.run_dir, 0755));
@@ -169,28 +183,40 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   kLog.Info("serving the CRI on {}{} (VM driver: {})", config.cri_socket,
             server->socket_activated_ ? " (socket from systemd)" : "", server->driver_->Name());
 
-  // vmlet's own API on its own socket.
-  VMLET_RETURN_IF_ERROR(PrepareSocketPath(config.vmspec_socket));
+  // vmlet's own API on its own socket: everything for root and members of
+  // vmspec_group, reads only for the others (vmspec/peer_auth.h).
+  if (absl::Status prepared = PrepareSocketPath(config.vmspec_socket); !prepared.ok()) {
+    server->Shutdown();
+    return prepared;
+  }
   server->images_service_ = std::make_unique<vmspec::ImagesService>(server->cri_->images());
   server->console_service_ =
       std::make_unique<vmspec::ConsoleService>(server->cri_.get(), server->driver_.get());
-  grpc::ServerBuilder vmspec_builder;
-  vmspec_builder.AddListeningPort(StrCat("unix:", config.vmspec_socket),
-                                  grpc::InsecureServerCredentials());
-  vmspec_builder.RegisterService(server->images_service_.get());
-  vmspec_builder.RegisterService(server->console_service_.get());
-  server->vmspec_server_ = vmspec_builder.BuildAndStart();
-  if (server->vmspec_server_ == nullptr) {
+  server->vmspecs_service_ =
+      std::make_unique<vmspec::VmSpecsService>(vmspec_store, server->cri_.get());
+  server->vmspec_access_ = std::make_unique<vmspec::PeerAccess>(vmspec_group);
+  const vmspec::PeerAccess* access = server->vmspec_access_.get();
+  server->denied_images_service_ = std::make_unique<vmspec::DeniedImagesService>(access);
+  server->denied_console_service_ = std::make_unique<vmspec::DeniedConsoleService>(access);
+  server->read_only_vmspecs_service_ =
+      std::make_unique<vmspec::VmSpecsService>(vmspec_store, server->cri_.get(), access);
+  absl::StatusOr<std::unique_ptr<vmspec::PeerAuthServer>> vmspec_server =
+      vmspec::PeerAuthServer::Start({
+          .socket_path = config.vmspec_socket,
+          .access = server->vmspec_access_.get(),
+          .services = {server->images_service_.get(), server->console_service_.get(),
+                       server->vmspecs_service_.get()},
+          .read_only_services = {server->denied_images_service_.get(),
+                                 server->denied_console_service_.get(),
+                                 server->read_only_vmspecs_service_.get()},
+      });
+  if (!vmspec_server.ok()) {
     server->Shutdown();
-    return absl::UnavailableError(
-        StrCat("cannot serve on \"", config.vmspec_socket, "\" (see the gRPC log above)"));
+    return Annotate(vmspec_server.status(), "vmspec_socket");
   }
-  if (::chmod(config.vmspec_socket.c_str(), 0660) != 0) {
-    absl::Status status = ErrnoToStatus(errno, StrCat("chmod \"", config.vmspec_socket, "\""));
-    server->Shutdown();
-    return status;
-  }
-  kLog.Info("serving the VM-spec API on {}", config.vmspec_socket);
+  server->vmspec_server_ = *std::move(vmspec_server);
+  kLog.Info("serving the VM-spec API on {} (changes: root and group {})", config.vmspec_socket,
+            vmspec_group.name);
   if (!config.metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
         MetricsServer::Start(config.metrics_address, &server->metrics_);
@@ -207,7 +233,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
 absl::Status Server::RegisterMetrics() {
   VMLET_ASSIGN_OR_RETURN(rpc_metrics_, cri::RpcMetrics::Register(metrics_));
   cri::CriService* cri = cri_.get();
-  metrics_.AddCollector([cri](MetricSink& sink) {
+  vmspec::SpecStore* store = vmspec_store_.get();
+  metrics_.AddCollector([cri, store](MetricSink& sink) {
     MetricSink::Family& vms = sink.AddGauge("vmlet_vms", "Containers (VMs) by state.", {"state"});
     for (const auto& [state, count] : cri->ContainersByState()) vms.Add({state}, count);
     sink.AddCounter("vmlet_image_pull_bytes_total",
@@ -218,6 +245,8 @@ absl::Status Server::RegisterMetrics() {
         .Add({}, static_cast<double>(cri->stats()->collections()));
     sink.AddCounter("vmlet_stats_collection_errors_total", "Bulk readings that failed.")
         .Add({}, static_cast<double>(cri->stats()->errors()));
+    sink.AddGauge("vmlet_vmspecs", "VM specs stored (from the API and from vmspec_dir).")
+        .Add({}, static_cast<double>(store->size()));
     sink.AddGauge("vmlet_container_event_subscribers", "Open GetContainerEvents streams.")
         .Add({}, static_cast<double>(cri->container_events()->subscribers()));
     sink.AddCounter("vmlet_container_events_total", "Container events published.")
@@ -258,9 +287,8 @@ void Server::Shutdown() {
   if (vmspec_server_ != nullptr) {
     vmspec_server_->Shutdown(std::chrono::system_clock::now() +
                              std::chrono::seconds(config_.shutdown_timeout_seconds));
-    vmspec_server_->Wait();
-    (void)RemoveFileIfExists(config_.vmspec_socket);
   }
+  if (vmspec_dir_watcher_ != nullptr) vmspec_dir_watcher_->Stop();
 }
 
 }  // namespace vmlet

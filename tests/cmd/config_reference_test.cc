@@ -139,6 +139,8 @@ Config RichConfig() {
   Config config;
   config.cri_socket = "/srv/vmlet/run/cri.sock";
   config.vmspec_socket = "/srv/vmlet/run/vmspec.sock";
+  config.vmspec_group = "vmlet-admins";
+  config.vmspec_dir = "/srv/vmlet/vmspecs.d";
   config.state_dir = "/srv/vmlet/state";
   config.run_dir = "/srv/vmlet/run";
   config.libvirt_uri = "qemu+ssh://host.example/system";

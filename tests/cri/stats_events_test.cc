@@ -1,6 +1,8 @@
 // Stats, metrics, container events, live resource updates and
 // RuntimeConfig of CriService over the fake VM driver.
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -9,6 +11,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/time/clock.h"
+#include "base/str_util.h"
 #include "cri/container_events.h"
 #include "cri/resources.h"
 #include "tests/cri/cri_test_util.h"
@@ -169,7 +173,11 @@ TEST_F(StatsEventsTest, MetricsMatchTheirDescriptors) {
   ASSERT_EQ(metrics.pod_metrics(0).container_metrics_size(), 1);
   const v1::ContainerMetrics& container = metrics.pod_metrics(0).container_metrics(0);
   EXPECT_EQ(container.container_id(), id);
-  EXPECT_EQ(container.metrics_size(), descriptors.descriptors_size());
+  // The containers' series have no interface; the network's are the pod's.
+  const int per_container = static_cast<int>(
+      std::count_if(descriptors.descriptors().begin(), descriptors.descriptors().end(),
+                    [](const v1::MetricDescriptor& d) { return d.label_keys_size() == 3; }));
+  EXPECT_EQ(container.metrics_size(), per_container);
   for (const v1::Metric& metric : container.metrics()) {
     ASSERT_TRUE(label_count.contains(metric.name())) << metric.name();
     EXPECT_EQ(metric.label_values_size(), label_count[metric.name()]) << metric.name();
@@ -178,6 +186,211 @@ TEST_F(StatsEventsTest, MetricsMatchTheirDescriptors) {
       EXPECT_EQ(metric.metric_type(), v1::COUNTER);
     }
   }
+  // Without the pod's namespace figures, the engine's NIC counters stand in
+  // for eth0: bytes and errors, as the engine counts no packets.
+  std::set<std::string> pod_names;
+  for (const v1::Metric& metric : metrics.pod_metrics(0).metrics()) {
+    ASSERT_TRUE(label_count.contains(metric.name())) << metric.name();
+    EXPECT_EQ(metric.label_values_size(), label_count[metric.name()]) << metric.name();
+    EXPECT_EQ(metric.label_values(3), "eth0");
+    pod_names.insert(metric.name());
+  }
+  EXPECT_THAT(pod_names, ElementsAre("container_network_receive_bytes_total",
+                                     "container_network_receive_errors_total",
+                                     "container_network_transmit_bytes_total",
+                                     "container_network_transmit_errors_total"));
+}
+
+// The pods' network namespaces, as CriService lists them for the collector,
+// and a stand-in for reading their counters.
+class PodNetworkStatsTest : public StatsEventsTest {
+ protected:
+  void SetUp() override {
+    StatsEventsTest::SetUp();
+    service_->stats()->SetNetnsLister([this] {
+      std::vector<cri::PodNetns> pods;
+      std::lock_guard lock(mu_);
+      for (const auto& [sandbox, path] : netns_) pods.push_back({sandbox, path});
+      return pods;
+    });
+    service_->stats()->SetNetworkCounterReader(
+        [this](const std::string& path) -> absl::StatusOr<std::vector<network::InterfaceCounters>> {
+          std::lock_guard lock(mu_);
+          reads_.push_back(path);
+          auto it = counters_.find(path);
+          if (it == counters_.end()) return absl::NotFoundError(StrCat("no netns \"", path, "\""));
+          return it->second;
+        });
+  }
+
+  // Runs a sandbox whose namespace has `interfaces`; its id.
+  std::string PodWith(const std::string& name, std::vector<network::InterfaceCounters> interfaces) {
+    std::string sandbox = RunSandbox(name);
+    const std::string path = StrCat("/fake/netns/", sandbox);
+    std::lock_guard lock(mu_);
+    netns_[sandbox] = path;
+    counters_[path] = std::move(interfaces);
+    return sandbox;
+  }
+
+  v1::PodSandboxStats PodStats(const std::string& sandbox) {
+    v1::PodSandboxStatsRequest request;
+    request.set_pod_sandbox_id(sandbox);
+    v1::PodSandboxStatsResponse response;
+    EXPECT_TRUE(service_->PodSandboxStats(request, &response).ok());
+    return response.stats();
+  }
+
+  std::mutex mu_;
+  std::map<std::string, std::string> netns_;                                 // Sandbox id -> path.
+  std::map<std::string, std::vector<network::InterfaceCounters>> counters_;  // By path.
+  std::vector<std::string> reads_;
+};
+
+network::InterfaceCounters Counters(const std::string& name, uint64_t base) {
+  return {.name = name,
+          .rx_bytes = base + 1,
+          .rx_packets = base + 2,
+          .rx_errors = base + 3,
+          .rx_dropped = base + 4,
+          .tx_bytes = base + 5,
+          .tx_packets = base + 6,
+          .tx_errors = base + 7,
+          .tx_dropped = base + 8};
+}
+
+TEST_F(PodNetworkStatsTest, PodStatsCarryEveryInterfaceOfTheNamespaceWithEth0AsDefault) {
+  std::string sandbox = PodWith("web", {Counters("net1", 100), Counters("eth0", 5000)});
+  std::string vm = CreateContainer(sandbox, "vm");
+  v1::StartContainerRequest start;
+  start.set_container_id(vm);
+  v1::StartContainerResponse started;
+  ASSERT_TRUE(service_->StartContainer(start, &started).ok());
+  // The engine's NIC figures (Figures: 1000 bytes in) give way to the pod's.
+  ASSERT_TRUE(driver_->SetStats(vm, Figures(vm, 1'000'000'000, 5'000'000'000)).ok());
+  const int64_t before = absl::ToUnixNanos(absl::Now());
+  ASSERT_TRUE(service_->stats()->CollectNow().ok());
+  const uint64_t queries = driver_->bulk_stats_queries();
+  const size_t reads = reads_.size();
+
+  v1::PodSandboxStats stats = PodStats(sandbox);
+  const v1::NetworkUsage& network = stats.linux().network();
+  EXPECT_GE(network.timestamp(), before);
+  EXPECT_EQ(network.default_interface().name(), "eth0");
+  EXPECT_EQ(network.default_interface().rx_bytes().value(), 5001u);
+  EXPECT_EQ(network.default_interface().rx_errors().value(), 5003u);
+  EXPECT_EQ(network.default_interface().tx_bytes().value(), 5005u);
+  EXPECT_EQ(network.default_interface().tx_errors().value(), 5007u);
+  ASSERT_EQ(network.interfaces_size(), 2);
+  EXPECT_EQ(network.interfaces(0).name(), "net1");
+  EXPECT_EQ(network.interfaces(0).tx_bytes().value(), 105u);
+  EXPECT_EQ(network.interfaces(1).name(), "eth0");
+  EXPECT_EQ(stats.linux().cpu().usage_core_nano_seconds().value(), 5'000'000'000u);
+
+  v1::ListPodSandboxStatsResponse list;
+  ASSERT_TRUE(service_->ListPodSandboxStats({}, &list).ok());
+  ASSERT_EQ(list.stats_size(), 1);
+  EXPECT_EQ(list.stats(0).linux().network().default_interface().rx_bytes().value(), 5001u);
+  // Answered from memory: neither the engine nor a namespace was read.
+  EXPECT_EQ(driver_->bulk_stats_queries(), queries);
+  EXPECT_EQ(reads_.size(), reads);
+}
+
+TEST_F(PodNetworkStatsTest, WithoutEth0TheFirstInterfaceIsTheDefaultAndAVmIsNotNeeded) {
+  std::string sandbox = PodWith("web", {Counters("net0", 10), Counters("net1", 20)});
+  std::string empty = PodWith("bare", {});
+  ASSERT_TRUE(service_->stats()->CollectNow().ok());
+  v1::PodSandboxStats stats = PodStats(sandbox);
+  EXPECT_EQ(stats.linux().network().default_interface().name(), "net0");
+  EXPECT_EQ(stats.linux().network().interfaces_size(), 2);
+  EXPECT_FALSE(stats.linux().has_cpu());  // No VM runs.
+  v1::PodSandboxStats bare = PodStats(empty);
+  EXPECT_TRUE(bare.linux().has_network());
+  EXPECT_FALSE(bare.linux().network().has_default_interface());
+  EXPECT_EQ(bare.linux().network().interfaces_size(), 0);
+}
+
+TEST_F(PodNetworkStatsTest, AFailedReadKeepsTheLastFiguresAndAnUnlistedPodLosesThem) {
+  std::string sandbox = PodWith("web", {Counters("eth0", 100)});
+  ASSERT_TRUE(service_->stats()->CollectNow().ok());
+  ASSERT_TRUE(service_->stats()->GetNetwork(sandbox).has_value());
+  const int64_t first = service_->stats()->GetNetwork(sandbox)->timestamp_ns;
+  {
+    std::lock_guard lock(mu_);
+    counters_.clear();  // Every read fails now.
+  }
+  // A failed read is no failed collection: the engine answered.
+  ASSERT_TRUE(service_->stats()->CollectNow().ok());
+  std::optional<cri::NetworkSample> kept = service_->stats()->GetNetwork(sandbox);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->timestamp_ns, first);
+  EXPECT_EQ(PodStats(sandbox).linux().network().default_interface().rx_bytes().value(), 101u);
+  {
+    std::lock_guard lock(mu_);
+    netns_.clear();  // The pod is gone from the list.
+  }
+  ASSERT_TRUE(service_->stats()->CollectNow().ok());
+  EXPECT_FALSE(service_->stats()->GetNetwork(sandbox).has_value());
+  EXPECT_FALSE(PodStats(sandbox).linux().has_network());
+  EXPECT_TRUE(service_->stats()->GetAllNetwork().empty());
+}
+
+TEST_F(PodNetworkStatsTest, TheNamespacesAreReadEvenWhenTheEngineFails) {
+  std::string sandbox = PodWith("web", {Counters("eth0", 100)});
+  driver_->FailNext("CollectStats", absl::UnavailableError("libvirtd is gone"));
+  EXPECT_FALSE(service_->stats()->CollectNow().ok());
+  EXPECT_TRUE(service_->stats()->GetNetwork(sandbox).has_value());
+}
+
+TEST_F(PodNetworkStatsTest, MetricsCarryEachInterfaceOfThePod) {
+  std::string sandbox = PodWith("web", {Counters("eth0", 100), Counters("net1", 200)});
+  std::string vm = CreateContainer(sandbox, "vm");
+  v1::StartContainerRequest start;
+  start.set_container_id(vm);
+  v1::StartContainerResponse started;
+  ASSERT_TRUE(service_->StartContainer(start, &started).ok());
+  std::string idle = PodWith("idle", {Counters("eth0", 300)});  // No VM.
+  ASSERT_TRUE(service_->stats()->CollectNow().ok());
+
+  v1::ListMetricDescriptorsResponse descriptors;
+  ASSERT_TRUE(service_->ListMetricDescriptors({}, &descriptors).ok());
+  std::map<std::string, std::vector<std::string>> keys;
+  for (const v1::MetricDescriptor& d : descriptors.descriptors()) {
+    keys[d.name()] = {d.label_keys().begin(), d.label_keys().end()};
+  }
+  v1::ListPodSandboxMetricsResponse metrics;
+  ASSERT_TRUE(service_->ListPodSandboxMetrics({}, &metrics).ok());
+  ASSERT_EQ(metrics.pod_metrics_size(), 2);
+  std::map<std::string, const v1::PodSandboxMetrics*> by_sandbox;
+  for (const v1::PodSandboxMetrics& pod : metrics.pod_metrics()) {
+    by_sandbox[pod.pod_sandbox_id()] = &pod;
+  }
+  ASSERT_TRUE(by_sandbox.contains(sandbox));
+  ASSERT_TRUE(by_sandbox.contains(idle));
+  EXPECT_EQ(by_sandbox[sandbox]->container_metrics_size(), 1);
+  EXPECT_EQ(by_sandbox[idle]->container_metrics_size(), 0);
+
+  // name/interface -> value, with every label as the descriptor says.
+  std::map<std::string, uint64_t> values;
+  for (const v1::Metric& metric : by_sandbox[sandbox]->metrics()) {
+    ASSERT_TRUE(keys.contains(metric.name())) << metric.name();
+    ASSERT_THAT(keys[metric.name()], ElementsAre("id", "name", "image", "interface"));
+    ASSERT_EQ(metric.label_values_size(), 4) << metric.name();
+    EXPECT_EQ(metric.label_values(0), sandbox);
+    EXPECT_EQ(metric.metric_type(), v1::COUNTER);
+    EXPECT_GT(metric.timestamp(), 0);
+    values[StrCat(metric.name(), "/", metric.label_values(3))] = metric.value().value();
+  }
+  EXPECT_EQ(values.size(), 16u);  // 8 series of 2 interfaces.
+  EXPECT_EQ(values["container_network_receive_bytes_total/eth0"], 101u);
+  EXPECT_EQ(values["container_network_receive_packets_total/eth0"], 102u);
+  EXPECT_EQ(values["container_network_receive_errors_total/eth0"], 103u);
+  EXPECT_EQ(values["container_network_receive_packets_dropped_total/eth0"], 104u);
+  EXPECT_EQ(values["container_network_transmit_bytes_total/eth0"], 105u);
+  EXPECT_EQ(values["container_network_transmit_packets_total/eth0"], 106u);
+  EXPECT_EQ(values["container_network_transmit_errors_total/eth0"], 107u);
+  EXPECT_EQ(values["container_network_transmit_packets_dropped_total/net1"], 208u);
+  EXPECT_EQ(by_sandbox[idle]->metrics_size(), 8);
 }
 
 std::vector<v1::ContainerEventType> TypesOf(const std::vector<v1::ContainerEventResponse>& events) {

@@ -247,6 +247,33 @@ TEST_F(LibvirtVmTest, AVmSurvivesAVmletdCrashAndItsLogContinues) {
                       absl::Seconds(60)));
 }
 
+// Two vmletds on one libvirtd (two state dirs): each reconciles only its own
+// domains, so the second one's start neither adopts nor destroys the
+// first one's VM.
+TEST_F(LibvirtVmTest, AnotherVmletdOnTheHostLeavesThisOnesVmsAlone) {
+  std::string sandbox = RunPod("neighbour");
+  std::string id = StartVm("neighbour", sandbox, kGuests[3].name);
+  ASSERT_TRUE(
+      WaitFor([&] { return ReadAll(LogPath("neighbour")).find("tick 2") != std::string::npos; }));
+
+  VmletdProcess other(StrCat("vm_driver: libvirt\nlibvirt_uri: ", kUri, "\naccelerator: tcg\n"),
+                      /*fake_driver=*/false);
+  ASSERT_TRUE(other.init_status().ok()) << other.init_status();
+  absl::Status started = other.Start();
+  ASSERT_TRUE(started.ok()) << started << "\n" << other.Log();
+  grpc::ClientContext context;
+  v1::ListContainersResponse listed;
+  ASSERT_TRUE(other.runtime().ListContainers(&context, {}, &listed).ok());
+  EXPECT_EQ(listed.containers_size(), 0) << "the other vmletd adopted this one's VM";
+  ASSERT_TRUE(other.Terminate().ok());
+
+  EXPECT_EQ(Status(id).state(), v1::CONTAINER_RUNNING);
+  size_t size = ReadAll(LogPath("neighbour")).size();
+  EXPECT_TRUE(
+      WaitFor([&] { return ReadAll(LogPath("neighbour")).size() > size + 100; }, absl::Seconds(60)))
+      << "the guest stopped ticking";
+}
+
 TEST_F(LibvirtVmTest, ADiskImageRunsOnItsOwnOverlayAndIsNeverWritten) {
   const std::string image = DiskLayoutDir() + "/disk/root.qcow2";
   const std::string before = ReadAll(image);

@@ -23,6 +23,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -114,7 +115,8 @@ class NetworkTest : public ::testing::Test {
     namespace_ = StrCat("net-", GenerateId().substr(0, 8));
     std::string yaml =
         StrCat("vm_driver: libvirt\nlibvirt_uri: ", kUri, "\naccelerator: tcg\npod_network: cni\n",
-               "local_images:\n  \"", kImage, "\": ", GuestDir(), "/layouts/net\n");
+               "stats_interval_seconds: 1\n", "local_images:\n  \"", kImage, "\": ", GuestDir(),
+               "/layouts/net\n");
     vmletd_ = std::make_unique<VmletdProcess>(
         yaml + "cni:\n  conf_dir: CONF\n  bin_dirs: [BIN, " + kPluginDir + "]\n",
         /*fake_driver=*/false);
@@ -351,6 +353,56 @@ class NetworkTest : public ::testing::Test {
     }
   }
 
+  // After traffic to the pod: its stats show it on eth0 (the interface of
+  // its namespace that tc joins to the VM's tap), and so do its metrics.
+  void ExpectNetworkFigures(const std::string& id) {
+    v1::PodSandboxStats stats;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          grpc::ClientContext context;
+          v1::PodSandboxStatsRequest request;
+          request.set_pod_sandbox_id(id);
+          v1::PodSandboxStatsResponse response;
+          if (!vmletd_->runtime().PodSandboxStats(&context, request, &response).ok()) return false;
+          stats = response.stats();
+          const v1::NetworkInterfaceUsage& eth0 = stats.linux().network().default_interface();
+          return eth0.rx_bytes().value() > 0 && eth0.tx_bytes().value() > 0;
+        },
+        absl::Seconds(30)))
+        << "no traffic in the pod's network figures:\n"
+        << stats.DebugString();
+    const v1::NetworkUsage& network = stats.linux().network();
+    EXPECT_EQ(network.default_interface().name(), "eth0");
+    EXPECT_GT(network.timestamp(), 0);
+    ASSERT_GE(network.interfaces_size(), 1);
+    for (const v1::NetworkInterfaceUsage& interface : network.interfaces()) {
+      EXPECT_NE(interface.name(), "lo");
+    }
+
+    grpc::ClientContext context;
+    v1::ListPodSandboxMetricsResponse metrics;
+    grpc::Status listed = vmletd_->runtime().ListPodSandboxMetrics(
+        &context, v1::ListPodSandboxMetricsRequest(), &metrics);
+    ASSERT_TRUE(listed.ok()) << listed.error_message();
+    std::map<std::string, uint64_t> eth0;  // Series name -> value.
+    for (const v1::PodSandboxMetrics& pod : metrics.pod_metrics()) {
+      if (pod.pod_sandbox_id() != id) continue;
+      for (const v1::Metric& metric : pod.metrics()) {
+        if (metric.label_values_size() == 4 && metric.label_values(3) == "eth0") {
+          eth0[metric.name()] = metric.value().value();
+        }
+      }
+    }
+    EXPECT_GT(eth0["container_network_receive_bytes_total"], 0u) << metrics.DebugString();
+    EXPECT_GT(eth0["container_network_receive_packets_total"], 0u);
+    EXPECT_GT(eth0["container_network_transmit_bytes_total"], 0u);
+    EXPECT_GT(eth0["container_network_transmit_packets_total"], 0u);
+    EXPECT_TRUE(eth0.contains("container_network_receive_errors_total"));
+    EXPECT_TRUE(eth0.contains("container_network_receive_packets_dropped_total"));
+    EXPECT_TRUE(eth0.contains("container_network_transmit_errors_total"));
+    EXPECT_TRUE(eth0.contains("container_network_transmit_packets_dropped_total"));
+  }
+
   std::unique_ptr<VmletdProcess> vmletd_;
   std::string dir_;
   std::string namespace_;
@@ -399,6 +451,7 @@ TEST_F(NetworkTest, TheVmTakesThePodAddressDnsHostnameAndHostPort) {
   // kubectl port-forward: two connections at once on one SPDY session, to
   // the guest's HTTP server and its TCP echo, and one over WebSocket.
   ExpectPortForwardWorks(id, pod);
+  ExpectNetworkFigures(id);
 
   // A restart of vmletd keeps the network (and the DHCP responder) up.
   ASSERT_TRUE(vmletd_->Restart().ok()) << vmletd_->Log();

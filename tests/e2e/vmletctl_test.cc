@@ -820,5 +820,241 @@ TEST_F(VmletctlTest, RuntimeConfigPrintsTheCgroupDriver) {
                                                : "\"cgroupDriver\": \"CGROUPFS\""));
 }
 
+// ---- spec apply|get|list|delete|validate|render and vm status ----
+
+// A directory for vmspec_dir, made before the vmletd that reads it.
+std::string MakeSpecsDir() {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string templ =
+      StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/vmlet-e2e-specs-XXXXXX");
+  return ::mkdtemp(templ.data()) == nullptr ? "" : templ;
+}
+
+std::string SpecYaml(const std::string& name, int vcpus) {
+  return StrCat("metadata:\n  name: ", name, "\nspec:\n  cpu:\n    count: ", vcpus,
+                "\n  memory:\n    size: 1Gi\n");
+}
+
+// A vmletd (fake driver) whose vmspec_dir is a directory of the test.
+class VmletctlSpecTest : public ::testing::Test {
+ protected:
+  VmletctlSpecTest()
+      : specs_dir_(MakeSpecsDir()), vmletd_(StrCat("vmspec_dir: ", specs_dir_, "\n")) {}
+  ~VmletctlSpecTest() override {
+    if (!specs_dir_.empty()) (void)RemoveTree(specs_dir_);
+  }
+
+  void SetUp() override {
+    if (VmletctlBinary().empty()) GTEST_SKIP() << "$VMLETCTL is not set";
+    ASSERT_FALSE(specs_dir_.empty());
+    ASSERT_TRUE(vmletd_.init_status().ok()) << vmletd_.init_status();
+    absl::Status started = vmletd_.Start();
+    ASSERT_TRUE(started.ok()) << started;
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cerr << "---- log of vmletd in " << vmletd_.dir() << " ----\n"
+                << vmletd_.Log() << "---- end of the log of vmletd ----\n";
+    }
+  }
+
+  // vmletctl against this test's vmletd, stdout and stderr together.
+  ProcessResult Ctl(std::vector<std::string> args, std::string input = "") {
+    std::vector<std::string> argv = {VmletctlBinary(), "--endpoint", vmletd_.socket_path(),
+                                     "--vmspec-endpoint", vmletd_.dir() + "/vmspec.sock"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    absl::StatusOr<ProcessResult> run = RunProcess(
+        argv, ProcessOptions{.stdin_data = std::move(input), .timeout = absl::Seconds(20)});
+    EXPECT_TRUE(run.ok()) << run.status();
+    return run.ok() ? *run : ProcessResult{.exit_code = -1};
+  }
+
+  std::string WriteSpecFile(const std::string& name, const std::string& contents) {
+    const std::string path = vmletd_.dir() + "/" + name;
+    EXPECT_TRUE(WriteFileAtomically(path, contents, 0644).ok());
+    return path;
+  }
+
+  std::string specs_dir_;
+  VmletdProcess vmletd_;
+};
+
+TEST_F(VmletctlSpecTest, AppliesGetsListsAndDeletesSpecs) {
+  const std::string file =
+      WriteSpecFile("specs.yaml", SpecYaml("web", 2) + "---\n" + SpecYaml("db", 4));
+  ProcessResult apply = Ctl({"spec", "apply", "-f", file});
+  ASSERT_EQ(apply.exit_code, 0) << apply.output;
+  EXPECT_EQ(apply.output,
+            "vmspec default/web applied (generation 1)\n"
+            "vmspec default/db applied (generation 1)\n");
+  // From stdin, changed: the next generation; unchanged: the same.
+  apply = Ctl({"spec", "apply", "-f", "-"}, SpecYaml("web", 3));
+  ASSERT_EQ(apply.exit_code, 0) << apply.output;
+  EXPECT_EQ(apply.output, "vmspec default/web applied (generation 2)\n");
+
+  ProcessResult get = Ctl({"spec", "get", "web"});
+  ASSERT_EQ(get.exit_code, 0) << get.output;
+  EXPECT_THAT(get.output, AllOf(HasSubstr("name: web"), HasSubstr("generation: 2"),
+                                HasSubstr("count: 3"), HasSubstr("source: api")));
+  // What get prints applies again, unchanged.
+  apply = Ctl({"spec", "apply", "-f", "-"}, get.output);
+  ASSERT_EQ(apply.exit_code, 0) << apply.output;
+  EXPECT_EQ(apply.output, "vmspec default/web applied (generation 2)\n");
+  ProcessResult json = Ctl({"spec", "get", "web", "-o", "json"});
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_THAT(json.output,
+              AllOf(HasSubstr("\"namespace\": \"default\""), HasSubstr("\"created_at\": ")));
+
+  ProcessResult list = Ctl({"spec", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_THAT(list.output,
+              AllOf(MatchesRegex("NAMESPACE +NAME +GENERATION +VCPUS +MEMORY +SOURCE +AGE\n.*"),
+                    ContainsRegex("\ndefault +db +1 +4 +1Gi +api +[0-9]+s\n"),
+                    ContainsRegex("\ndefault +web +2 +3 +1Gi +api +[0-9]+s\n")));
+  EXPECT_THAT(Ctl({"spec", "list", "-n", "prod"}).output, Not(HasSubstr("web")));
+  EXPECT_THAT(Ctl({"spec", "list", "-A", "-o", "json"}).output,
+              AllOf(HasSubstr("\"vm_specs\""), HasSubstr("\"web\""), HasSubstr("\"db\"")));
+
+  ProcessResult deleted = Ctl({"spec", "delete", "web"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.output;
+  EXPECT_EQ(deleted.output, "vmspec default/web deleted\n");
+  get = Ctl({"spec", "get", "web"});
+  EXPECT_EQ(get.exit_code, 1);
+  EXPECT_THAT(get.output, AllOf(HasSubstr("default/web"), HasSubstr("NOT_FOUND")));
+
+  // Specs survive a restart of vmletd.
+  ASSERT_TRUE(vmletd_.Restart().ok());
+  EXPECT_THAT(Ctl({"spec", "get", "db"}).output, HasSubstr("count: 4"));
+}
+
+TEST_F(VmletctlSpecTest, ValidatesAndRendersSpecsWithoutStoringThem) {
+  ProcessResult valid =
+      Ctl({"spec", "validate", "-f", WriteSpecFile("ok.yaml", SpecYaml("web", 2))});
+  ASSERT_EQ(valid.exit_code, 0) << valid.output;
+  EXPECT_EQ(valid.output, "vmspec default/web is valid\n");
+
+  const std::string bad =
+      WriteSpecFile("bad.yaml", SpecYaml("web", 2) + "  firmware:\n    type: coreboot\n");
+  ProcessResult invalid = Ctl({"spec", "validate", "-f", bad});
+  EXPECT_EQ(invalid.exit_code, 1) << invalid.output;
+  EXPECT_THAT(invalid.output,
+              AllOf(HasSubstr("spec.firmware.type"), HasSubstr("INVALID_ARGUMENT")));
+  ProcessResult apply = Ctl({"spec", "apply", "-f", bad});
+  EXPECT_EQ(apply.exit_code, 1) << apply.output;
+  // Not YAML of a spec: the file and line.
+  ProcessResult unknown =
+      Ctl({"spec", "validate", "-f", WriteSpecFile("typo.yaml", "metadata:\n  nmae: web\n")});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_THAT(unknown.output, HasSubstr("typo.yaml:2"));
+
+  ProcessResult render = Ctl({"spec", "render", "-f", WriteSpecFile("r.yaml", SpecYaml("web", 3)),
+                              "--pod", "default/nobody"});
+  ASSERT_EQ(render.exit_code, 0) << render.output;
+  // What the fake driver renders: the VM's size.
+  EXPECT_THAT(render.output, HasSubstr("3 vCPUs"));
+  EXPECT_THAT(Ctl({"spec", "list", "-A"}).output, Not(HasSubstr("web")));
+}
+
+TEST_F(VmletctlSpecTest, ShowsWhatAPodsVmRunsWithAndWhatWaitsForItsNextStart) {
+  ASSERT_EQ(Ctl({"spec", "apply", "-f", "-"}, SpecYaml("web", 2)).exit_code, 0);
+  // A pod bound to the spec, as the kubelet would run it.
+  v1::RunPodSandboxRequest run;
+  v1::PodSandboxConfig& config = *run.mutable_config();
+  config.mutable_metadata()->set_name("web-0");
+  config.mutable_metadata()->set_namespace_("default");
+  config.mutable_metadata()->set_uid("uid-web-0");
+  config.set_log_directory(vmletd_.dir() + "/logs/web-0");
+  (*config.mutable_annotations())["vmlet.io/vmspec"] = "web";
+  v1::RunPodSandboxResponse ran;
+  grpc::ClientContext run_context;
+  ASSERT_TRUE(vmletd_.runtime().RunPodSandbox(&run_context, run, &ran).ok());
+  v1::CreateContainerRequest create;
+  create.set_pod_sandbox_id(ran.pod_sandbox_id());
+  create.mutable_config()->mutable_metadata()->set_name("vm");
+  create.mutable_config()->mutable_image()->set_image(kFakeImage);
+  create.mutable_config()->set_log_path("vm/0.log");
+  *create.mutable_sandbox_config() = config;
+  v1::CreateContainerResponse created;
+  grpc::ClientContext create_context;
+  grpc::Status status = vmletd_.runtime().CreateContainer(&create_context, create, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::StartContainerRequest start;
+  start.set_container_id(created.container_id());
+  v1::StartContainerResponse started;
+  grpc::ClientContext start_context;
+  ASSERT_TRUE(vmletd_.runtime().StartContainer(&start_context, start, &started).ok());
+
+  ProcessResult vm = Ctl({"vm", "status", "web-0"});
+  ASSERT_EQ(vm.exit_code, 0) << vm.output;
+  EXPECT_THAT(vm.output, AllOf(ContainsRegex("state: +running\n"),
+                               ContainsRegex("vmspec: +web \\(generation 1\\)\n"),
+                               ContainsRegex("vcpus: +2\n"), ContainsRegex("memory: +1GiB\n")));
+
+  ProcessResult apply = Ctl({"spec", "apply", "-f", "-"}, SpecYaml("web", 4));
+  ASSERT_EQ(apply.exit_code, 0) << apply.output;
+  EXPECT_THAT(apply.output,
+              AllOf(HasSubstr("vmspec default/web applied (generation 2)\n"),
+                    HasSubstr(StrCat("pending restart (takes effect at the VM's next start): ",
+                                     ran.pod_sandbox_id().substr(0, 13)))));
+  vm = Ctl({"vm", "status", "default/web-0", "-o", "json"});
+  ASSERT_EQ(vm.exit_code, 0) << vm.output;
+  EXPECT_THAT(vm.output, AllOf(HasSubstr("\"specPending\": true"),
+                               HasSubstr("\"vmspecCurrentGeneration\": \"2\"")));
+  EXPECT_THAT(Ctl({"vm", "status", "nobody"}).output, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(VmletctlSpecTest, AppliesTheFilesOfVmspecDirAndProtectsTheirSpecs) {
+  const std::string file = specs_dir_ + "/web.yaml";
+  ASSERT_TRUE(WriteFileAtomically(file, SpecYaml("web", 2), 0644).ok());
+  ProcessResult list;
+  for (int i = 0; i < 100; ++i) {
+    list = Ctl({"spec", "list"});
+    if (list.output.find(file) != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_THAT(list.output, ContainsRegex("\ndefault +web +1 +2 +1Gi +" + file));
+
+  ProcessResult deleted = Ctl({"spec", "delete", "web"});
+  EXPECT_EQ(deleted.exit_code, 1) << deleted.output;
+  EXPECT_THAT(deleted.output, AllOf(HasSubstr(file), HasSubstr("FAILED_PRECONDITION")));
+  ProcessResult apply = Ctl({"spec", "apply", "-f", "-"}, SpecYaml("web", 8));
+  EXPECT_EQ(apply.exit_code, 1) << apply.output;
+  EXPECT_THAT(apply.output, HasSubstr(file));
+
+  ASSERT_EQ(::unlink(file.c_str()), 0);
+  for (int i = 0; i < 100; ++i) {
+    list = Ctl({"spec", "list"});
+    if (list.output.find(file) == std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_THAT(list.output, Not(HasSubstr("web")));
+}
+
+TEST(VmletctlSpecUsageTest, ExitsTwoForBadUsageOfTheSpecCommands) {
+  if (VmletctlBinary().empty()) GTEST_SKIP() << "$VMLETCTL is not set";
+  const Usage cases[] = {
+      {{"spec"}, "usage: vmletctl [options] spec COMMAND"},
+      {{"spec", "bogus"}, "unknown command \"spec bogus\""},
+      {{"spec", "apply"}, "-f FILE is required"},
+      {{"spec", "get"}, "\"spec get\" needs 1 argument"},
+      {{"spec", "get", "web", "-o", "table"}, "-o \"table\" is invalid"},
+      {{"spec", "list", "-A", "-n", "x"}, "-A and -n cannot be combined"},
+      {{"spec", "render"}, "-f FILE is required"},
+      {{"vm", "status"}, "\"vm status\" needs 1 argument"},
+  };
+  for (const Usage& c : cases) {
+    SCOPED_TRACE(::testing::PrintToString(c.args));
+    absl::StatusOr<ExitStatus> run = RunVmletctl(c.args, /*with_stderr=*/true);
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->code, 2) << run->output;
+    EXPECT_THAT(run->output, HasSubstr(c.message));
+  }
+  absl::StatusOr<ExitStatus> help = RunVmletctl({"spec", "apply", "--help"});
+  ASSERT_TRUE(help.ok());
+  EXPECT_EQ(help->code, 0);
+  EXPECT_THAT(help->output, HasSubstr("usage: vmletctl [options] spec apply -f FILE|-"));
+}
+
 }  // namespace
 }  // namespace vmlet::e2e

@@ -155,8 +155,21 @@ network() {
     echo "VMLET-GUEST-DHCP-FAILED"
   fi
 }
+# What the guest was given, for tests of VM shapes: vCPUs, memory and the
+# block devices as name:sectors:serial.
+inventory() {
+  blocks=
+  for b in /sys/block/*; do
+    name=$(basename "$b")
+    case "$name" in loop* | ram*) continue ;; esac
+    blocks="$blocks $name:$(cat "$b/size"):$(cat "$b/serial" 2>/dev/null)"
+  done
+  echo "VMLET-GUEST-INVENTORY cpus=$(grep -c ^processor /proc/cpuinfo)" \
+    "mem_kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo) blocks=$blocks"
+}
 devices() {
   for module in $(cat /lib/modules/virtio.list); do insmod "/lib/modules/$module" 2>/dev/null; done
+  inventory
   if [ "$with_agent" = yes ]; then agent & else echo "VMLET-GUEST-AGENT-OFF"; fi
   network
 }

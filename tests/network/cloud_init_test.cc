@@ -301,7 +301,8 @@ TEST(ValidateTest, RefusesBadFieldsNamingThem) {
        "user_data", "byte 14"},
       {"nul in user data", [](CloudInitSeed& s) { s.user_data = std::string("#!/bin/sh\n\0", 11); },
        "user_data", ""},
-      {"too big", [](CloudInitSeed& s) { s.user_data = std::string(64 * 1024, 'x'); }, "65536", ""},
+      {"too big", [](CloudInitSeed& s) { s.user_data = std::string(64 * 1024 + 1, 'x'); }, "65536",
+       ""},
       {"addresses without mac", [](CloudInitSeed& s) { s.mac = ""; }, "addresses", ""},
       {"mtu without mac",
        [](CloudInitSeed& s) {
@@ -512,6 +513,113 @@ TEST_F(NoCloudSeedTest, AnUnwritableDirectoryFailsAndLeavesNoTmp) {
 TEST_F(NoCloudSeedTest, AMissingDirectoryIsNotFound) {
   EXPECT_EQ(WriteNoCloudSeed(dir_.path() + "/missing/seed.iso", PodSeed()).code(),
             absl::StatusCode::kNotFound);
+}
+
+// --- input from annotations and VM specs ---
+
+TEST(MetaDataTest, SshKeysBecomePublicKeys) {
+  CloudInitSeed seed = PodSeed();
+  seed.ssh_authorized_keys = {"ssh-ed25519 AAAAC3Nz alice", "ssh-rsa AAAAB3 bob@host"};
+  YAML::Node doc = YAML::Load(RenderMetaData(seed));
+  EXPECT_THAT(Strings(doc["public-keys"]),
+              ElementsAre("ssh-ed25519 AAAAC3Nz alice", "ssh-rsa AAAAB3 bob@host"));
+  EXPECT_FALSE(YAML::Load(RenderMetaData(PodSeed()))["public-keys"]);
+}
+
+TEST(MetaDataTest, UserMetaDataIsMergedAndVmletKeysWin) {
+  CloudInitSeed seed = PodSeed();
+  seed.ssh_authorized_keys = {"ssh-rsa AAAA a"};
+  seed.meta_data =
+      "instance-id: theirs\nlocal-hostname: theirs\npublic-keys: [x]\n"
+      "availability-zone: rack-3\ntags: {role: db}\n";
+  YAML::Node doc = YAML::Load(RenderMetaData(seed));
+  ExpectQuoted(doc["instance-id"], "3f2a9c");
+  ExpectQuoted(doc["local-hostname"], "web-0");
+  EXPECT_THAT(Strings(doc["public-keys"]), ElementsAre("ssh-rsa AAAA a"));
+  EXPECT_EQ(doc["availability-zone"].as<std::string>(), "rack-3");
+  EXPECT_EQ(doc["tags"]["role"].as<std::string>(), "db");
+  EXPECT_EQ(doc.size(), 5u);
+}
+
+TEST(NetworkConfigTest, AUserNetworkConfigReplacesTheGeneratedOne) {
+  CloudInitSeed seed = PodSeed();
+  seed.network_config = "version: 1\nconfig:\n- type: physical\n  name: eth0\n";
+  EXPECT_EQ(RenderNetworkConfig(seed), seed.network_config);
+  seed.network_config = "version: 2";  // A final line break is added.
+  EXPECT_EQ(RenderNetworkConfig(seed), "version: 2\n");
+}
+
+TEST(ValidateTest, ChecksTheUserDocumentsAndKeys) {
+  struct Case {
+    const char* what;
+    std::function<void(CloudInitSeed&)> change;
+    const char* expected;
+  };
+  const std::vector<Case> cases = {
+      {"network config too big",
+       [](CloudInitSeed& s) { s.network_config = "version: 2\n" + std::string(65536, '#'); },
+       "network_config is 65547 bytes, more than the 65536 allowed"},
+      {"meta data too big", [](CloudInitSeed& s) { s.meta_data = std::string(65537, '#'); },
+       "meta_data is 65537 bytes"},
+      {"control in network config", [](CloudInitSeed& s) { s.network_config = "version: 2\x01"; },
+       "network_config has a control character"},
+      {"meta data not a map", [](CloudInitSeed& s) { s.meta_data = "- a\n- b\n"; },
+       "meta_data is not a YAML map"},
+      {"meta data not YAML", [](CloudInitSeed& s) { s.meta_data = "a: [1\n"; },
+       "meta_data is not YAML"},
+      {"meta data nested deep",
+       [](CloudInitSeed& s) {
+         s.meta_data = "a: " + std::string(100, '[') + std::string(100, ']');
+       },
+       "meta_data nests flow collections"},
+      {"empty ssh key", [](CloudInitSeed& s) { s.ssh_authorized_keys = {""}; },
+       "ssh_authorized_keys[0] is 0 bytes"},
+      {"long ssh key",
+       [](CloudInitSeed& s) { s.ssh_authorized_keys = {"ssh-rsa " + std::string(8192, 'A')}; },
+       "ssh_authorized_keys[0] is 8200 bytes"},
+      {"ssh key with a line break",
+       [](CloudInitSeed& s) {
+         s.ssh_authorized_keys = {"ok", "ssh-rsa A\nssh-rsa B"};
+       },
+       "ssh_authorized_keys[1]"},
+      {"all files over 256 KiB",
+       [](CloudInitSeed& s) {
+         s.user_data = "#cloud-config\n" + std::string(65000, '#');
+         s.network_config = "version: 2\n" + std::string(65000, '#');
+         s.meta_data = "a: b\n" + std::string(65000, '#');
+         for (int i = 0; i < 24; ++i) s.ssh_authorized_keys.push_back(std::string(8000, 'A'));
+       },
+       "more than the 262144 allowed"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    CloudInitSeed seed = PodSeed();
+    c.change(seed);
+    absl::Status status = ValidateCloudInitSeed(seed);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(c.expected));
+  }
+  CloudInitSeed good = PodSeed();
+  good.user_data = "#cloud-config\n" + std::string(60000, '#');
+  good.network_config = "version: 2\n\tethernets: {}\r\n";
+  good.meta_data = "# nothing but a comment\n";
+  good.ssh_authorized_keys = {"ssh-rsa AAAA \xc3\xa9t\xc3\xa9"};
+  EXPECT_TRUE(ValidateCloudInitSeed(good).ok()) << ValidateCloudInitSeed(good);
+}
+
+TEST_F(NoCloudSeedTest, CarriesTheUserInput) {
+  CloudInitSeed seed = PodSeed();
+  seed.user_data = "#cloud-config\nruncmd: [reboot]\n";
+  seed.network_config = "version: 2\nethernets: {}\n";
+  seed.ssh_authorized_keys = {"ssh-ed25519 AAAA k"};
+  seed.meta_data = "zone: z1\n";
+  ASSERT_TRUE(WriteNoCloudSeed(SeedPath(), seed).ok());
+  std::map<std::string, IsoFile> files = ReadIso(SeedPath());
+  EXPECT_EQ(files["user-data"].contents, seed.user_data);
+  EXPECT_EQ(files["network-config"].contents, seed.network_config);
+  YAML::Node meta = YAML::Load(files["meta-data"].contents);
+  EXPECT_THAT(Strings(meta["public-keys"]), ElementsAre("ssh-ed25519 AAAA k"));
+  EXPECT_EQ(meta["zone"].as<std::string>(), "z1");
 }
 
 }  // namespace

@@ -394,5 +394,80 @@ TEST(DomainXmlTest, KeepsNewlinesAndTabsInValues) {
   EXPECT_EQ(parsed.String("/domain/devices/serial/source/@path"), "/run/x\ty\nz");
 }
 
+TEST(DomainXmlTest, NicSettingsGoIntoTheMetadata) {
+  Domain domain;
+  domain.name = "vmlet-default-web-3f2a9c1d";
+  domain.metadata.container_id = "3f2a";
+  domain.nics = {Nic{.index = 0, .model = "e1000", .mac = "52:54:00:12:34:56", .queues = 1},
+                 Nic{.index = 1, .model = "virtio", .mac = "", .queues = 4}};
+  absl::StatusOr<std::string> xml = WriteDomainXml(domain);
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.Count("/domain/metadata/v:vm/v:nic"), "2");
+  EXPECT_EQ(parsed.String("/domain/metadata/v:vm/v:nic[1]/@model"), "e1000");
+  EXPECT_EQ(parsed.String("/domain/metadata/v:vm/v:nic[1]/@mac"), "52:54:00:12:34:56");
+  EXPECT_EQ(parsed.Count("/domain/metadata/v:vm/v:nic[2]/@mac"), "0");
+  EXPECT_EQ(parsed.String("/domain/metadata/v:vm/v:nic[2]/@queues"), "4");
+  // ParseDomainMetadata (domain_metadata.cc) reads elements by name and
+  // skips these.
+}
+
+TEST(DomainXmlTest, PerDiskBootOrdersReplaceTheOsBootDevice) {
+  Domain domain;
+  domain.name = "vmlet-default-web-3f2a9c1d";
+  domain.disks = {Disk{.source_file = "/a.qcow2", .format = "qcow2", .target_dev = "vda"},
+                  Disk{.type = "block",
+                       .source_file = "/dev/loop7",
+                       .format = "raw",
+                       .target_dev = "sda",
+                       .bus = "sata",
+                       .boot_order = 1}};
+  absl::StatusOr<std::string> xml = WriteDomainXml(domain);
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.Count("/domain/os/boot"), "0");
+  EXPECT_EQ(parsed.Count("/domain/devices/disk[1]/boot"), "0");
+  EXPECT_EQ(parsed.String("/domain/devices/disk[2]/boot/@order"), "1");
+  EXPECT_EQ(parsed.String("/domain/devices/disk[2]/@type"), "block");
+  EXPECT_EQ(parsed.String("/domain/devices/disk[2]/source/@dev"), "/dev/loop7");
+}
+
+TEST(DomainXmlTest, TheEmulatorCpusetTakesPrecedenceOverTheVmsCpuset) {
+  Domain domain;
+  domain.name = "vmlet-default-web-3f2a9c1d";
+  domain.cpuset = "0-3";
+  domain.emulator_cpuset = "0";
+  domain.vcpu_pins = {VcpuPin{.vcpu = 1, .cpuset = "3"}};
+  absl::StatusOr<std::string> xml = WriteDomainXml(domain);
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.String("/domain/vcpu/@cpuset"), "0-3");
+  EXPECT_EQ(parsed.String("/domain/cputune/emulatorpin/@cpuset"), "0");
+  EXPECT_EQ(parsed.String("/domain/cputune/vcpupin/@vcpu"), "1");
+  EXPECT_EQ(parsed.String("/domain/cputune/vcpupin/@cpuset"), "3");
+}
+
+TEST(DomainXmlTest, DefaultDevicesAreTheRngAndTheBalloonOnly) {
+  Domain domain;
+  domain.name = "vmlet-default-web-3f2a9c1d";
+  absl::StatusOr<std::string> xml = WriteDomainXml(domain);
+  ASSERT_TRUE(xml.ok()) << xml.status();
+  ParsedXml parsed(*xml);
+  ASSERT_TRUE(parsed.ok()) << *xml;
+  EXPECT_EQ(parsed.String("/domain/devices/rng/@model"), "virtio");
+  EXPECT_EQ(parsed.String("/domain/devices/rng/backend/@model"), "random");
+  EXPECT_EQ(parsed.String("/domain/devices/rng/backend"), "/dev/urandom");
+  for (const char* absent :
+       {"/domain/devices/tpm", "/domain/devices/watchdog", "/domain/devices/graphics",
+        "/domain/devices/video", "/domain/devices/controller", "/domain/memoryBacking",
+        "/domain/memtune", "/domain/sysinfo", "/domain/features/hyperv", "/domain/features/smm",
+        "/domain/os/loader", "/domain/os/@firmware"}) {
+    EXPECT_EQ(parsed.Count(absent), "0") << absent;
+  }
+}
+
 }  // namespace
 }  // namespace vmlet::vmdriver::libvirt

@@ -29,6 +29,7 @@ absl::StatusOr<DomainMetadata> ParseDomainMetadata(std::string_view xml) {
     if (std::strcmp(name, "container-name") == 0) metadata.container_name = value;
     if (std::strcmp(name, "image") == 0) metadata.image = value;
     if (std::strcmp(name, "log-path") == 0) metadata.log_path = value;
+    if (std::strcmp(name, "instance") == 0) metadata.instance = value;
   }
   xmlFreeDoc(doc);
   if (metadata.container_id.empty()) {

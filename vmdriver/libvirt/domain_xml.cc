@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -144,7 +145,9 @@ class XmlWriter {
   absl::Status invalid_value_;  // The first value that cannot be written.
 };
 
-void WriteMetadata(XmlWriter& w, const DomainMetadata& m) {
+// vmlet's own record: ids, pod, paths, and the settings of the NICs that
+// vmletd hot-plugs (libvirt does not list those).
+void WriteMetadata(XmlWriter& w, const DomainMetadata& m, const std::vector<Nic>& nics) {
   w.Start("metadata");
   w.StartNs(kMetadataPrefix, "vm", kMetadataNamespace);
   w.NsElementIfSet(kMetadataPrefix, "container-id", m.container_id);
@@ -155,13 +158,22 @@ void WriteMetadata(XmlWriter& w, const DomainMetadata& m) {
   w.NsElementIfSet(kMetadataPrefix, "container-name", m.container_name);
   w.NsElementIfSet(kMetadataPrefix, "image", m.image);
   w.NsElementIfSet(kMetadataPrefix, "log-path", m.log_path);
+  w.NsElementIfSet(kMetadataPrefix, "instance", m.instance);
+  for (const Nic& nic : nics) {
+    w.StartNs(kMetadataPrefix, "nic", nullptr);
+    w.Attr("index", StrCat(nic.index));
+    w.Attr("model", nic.model);
+    w.AttrIfSet("mac", nic.mac);
+    w.Attr("queues", StrCat(nic.queues));
+    w.End();
+  }
   w.End();
   w.End();
 }
 
 // <vcpu placement="static" current="VCPUS" cpuset="...">MAX</vcpu>, with
 // current only when hot-plug has room (MAX > VCPUS); a cpuset also pins the
-// emulator threads (<cputune>).
+// emulator threads (<cputune>), unless they have a cpuset of their own.
 void WriteVcpus(XmlWriter& w, const Domain& d) {
   const int max_vcpus = std::max(d.vcpus, d.max_vcpus);
   w.Start("vcpu");
@@ -170,13 +182,65 @@ void WriteVcpus(XmlWriter& w, const Domain& d) {
   w.AttrIfSet("cpuset", d.cpuset);
   w.Text("vcpu", StrCat(max_vcpus));
   w.End();
-  if (!d.cpuset.empty()) {
-    w.Start("cputune");
+  const std::string& emulator_cpuset = d.emulator_cpuset.empty() ? d.cpuset : d.emulator_cpuset;
+  if (d.vcpu_pins.empty() && emulator_cpuset.empty()) return;
+  w.Start("cputune");
+  for (const VcpuPin& pin : d.vcpu_pins) {
+    w.Start("vcpupin");
+    w.Attr("vcpu", StrCat(pin.vcpu));
+    w.Attr("cpuset", pin.cpuset);
+    w.End();
+  }
+  if (!emulator_cpuset.empty()) {
     w.Start("emulatorpin");
-    w.Attr("cpuset", d.cpuset);
+    w.Attr("cpuset", emulator_cpuset);
+    w.End();
+  }
+  w.End();
+}
+
+void WriteKib(XmlWriter& w, const char* name, uint64_t kib) {
+  w.Start(name);
+  w.Attr("unit", "KiB");
+  w.Text(name, StrCat(kib));
+  w.End();
+}
+
+void WriteMemory(XmlWriter& w, const Domain& d) {
+  WriteKib(w, "memory", d.memory_kib);
+  if (d.current_memory_kib != 0) WriteKib(w, "currentMemory", d.current_memory_kib);
+  if (d.hard_limit_kib != 0) {
+    w.Start("memtune");
+    WriteKib(w, "hard_limit", d.hard_limit_kib);
+    w.End();
+  }
+  if (d.hugepage_kib == 0 && !d.memory_locked) return;
+  w.Start("memoryBacking");
+  if (d.hugepage_kib != 0) {
+    w.Start("hugepages");
+    w.Start("page");
+    w.Attr("size", StrCat(d.hugepage_kib));
+    w.Attr("unit", "KiB");
     w.End();
     w.End();
   }
+  if (d.memory_locked) w.Empty("locked");
+  w.End();
+}
+
+void WriteSysinfo(XmlWriter& w, const Domain& d) {
+  if (d.smbios_system.empty()) return;
+  w.Start("sysinfo");
+  w.Attr("type", "smbios");
+  w.Start("system");
+  for (const auto& [name, value] : d.smbios_system) {
+    w.Start("entry");
+    w.Attr("name", name);
+    w.Text("entry", value);
+    w.End();
+  }
+  w.End();
+  w.End();
 }
 
 void WriteMemballoon(XmlWriter& w, const Domain& d) {
@@ -190,46 +254,174 @@ void WriteMemballoon(XmlWriter& w, const Domain& d) {
   w.End();
 }
 
+bool AnyBootOrder(const Domain& d) {
+  return std::any_of(d.disks.begin(), d.disks.end(),
+                     [](const Disk& disk) { return disk.boot_order > 0; });
+}
+
 void WriteOs(XmlWriter& w, const Domain& d) {
   w.Start("os");
+  if (d.uefi) w.Attr("firmware", "efi");
   w.Start("type");
   w.Attr("arch", d.arch);
   w.AttrIfSet("machine", d.machine);  // Empty: libvirt's default machine.
   w.Text("type", "hvm");
   w.End();
+  if (d.uefi && d.secure_boot) {
+    w.Start("loader");
+    w.Attr("secure", "yes");
+    w.End();
+  }
   if (!d.kernel.empty()) {
     w.Element("kernel", d.kernel);
     w.ElementIfSet("initrd", d.initrd);
     w.ElementIfSet("cmdline", d.cmdline);
-  } else {
+  } else if (!AnyBootOrder(d)) {
+    // libvirt refuses <os><boot> together with per-disk boot orders.
     w.Start("boot");
     w.Attr("dev", "hd");
+    w.End();
+  }
+  if (!d.smbios_system.empty()) {
+    w.Start("smbios");
+    w.Attr("mode", "sysinfo");
+    w.End();
+  }
+  w.End();
+}
+
+void WriteStateOn(XmlWriter& w, const char* name, bool on) {
+  if (!on) return;
+  w.Start(name);
+  w.Attr("state", "on");
+  w.End();
+}
+
+void WriteFeatures(XmlWriter& w, const Domain& d) {
+  w.Start("features");
+  if (d.acpi) w.Empty("acpi");
+  if (d.apic) w.Empty("apic");
+  const HyperV& h = d.hyperv;
+  if (h.Any()) {
+    w.Start("hyperv");
+    w.Attr("mode", "custom");
+    WriteStateOn(w, "relaxed", h.relaxed);
+    WriteStateOn(w, "vapic", h.vapic);
+    if (h.spinlock_retries > 0) {
+      w.Start("spinlocks");
+      w.Attr("state", "on");
+      w.Attr("retries", StrCat(h.spinlock_retries));
+      w.End();
+    }
+    WriteStateOn(w, "vpindex", h.vpindex);
+    WriteStateOn(w, "runtime", h.runtime);
+    WriteStateOn(w, "synic", h.synic);
+    WriteStateOn(w, "stimer", h.stimer);
+    WriteStateOn(w, "reset", h.reset);
+    WriteStateOn(w, "frequencies", h.frequencies);
+    WriteStateOn(w, "tlbflush", h.tlbflush);
+    WriteStateOn(w, "ipi", h.ipi);
+    w.End();
+  }
+  WriteStateOn(w, "smm", d.smm);
+  w.End();
+}
+
+void WriteCpu(XmlWriter& w, const Domain& d) {
+  const bool topology = d.sockets > 0;
+  if (d.cpu_mode.empty() && d.cpu_features.empty() && !topology && d.numa.empty()) return;
+  w.Start("cpu");
+  w.AttrIfSet("mode", d.cpu_mode);
+  if (!d.cpu_model.empty()) {
+    w.Start("model");
+    w.Attr("fallback", "forbid");
+    w.Text("model", d.cpu_model);
+    w.End();
+  }
+  if (topology) {
+    w.Start("topology");
+    w.Attr("sockets", StrCat(d.sockets));
+    w.Attr("cores", StrCat(d.cores));
+    w.Attr("threads", StrCat(d.threads));
+    w.End();
+  }
+  for (const CpuFeature& feature : d.cpu_features) {
+    w.Start("feature");
+    w.Attr("policy", feature.policy);
+    w.Attr("name", feature.name);
+    w.End();
+  }
+  if (!d.numa.empty()) {
+    w.Start("numa");
+    for (const NumaCell& cell : d.numa) {
+      w.Start("cell");
+      w.Attr("id", StrCat(cell.id));
+      w.Attr("cpus", cell.cpus);
+      w.Attr("memory", StrCat(cell.memory_kib));
+      w.Attr("unit", "KiB");
+      w.End();
+    }
+    w.End();
+  }
+  w.End();
+}
+
+void WriteClock(XmlWriter& w, const Domain& d) {
+  w.Start("clock");
+  w.Attr("offset", d.clock_offset);
+  for (const Timer& timer : d.timers) {
+    w.Start("timer");
+    w.Attr("name", timer.name);
+    w.AttrIfSet("tickpolicy", timer.tick_policy);
+    if (timer.present >= 0) w.Attr("present", timer.present ? "yes" : "no");
     w.End();
   }
   w.End();
 }
 
 void WriteDisk(XmlWriter& w, const Disk& disk) {
+  const bool block = disk.type == "block";
   w.Start("disk");
-  w.Attr("type", "file");
+  w.Attr("type", block ? "block" : "file");
   w.Attr("device", "disk");
   w.Start("driver");
   w.Attr("name", "qemu");
   w.Attr("type", disk.format);
+  w.AttrIfSet("cache", disk.cache);
+  w.AttrIfSet("io", disk.io);
   w.End();
   w.Start("source");
-  w.Attr("file", disk.source_file);
+  w.Attr(block ? "dev" : "file", disk.source_file);
   w.End();
   w.Start("target");
   w.Attr("dev", disk.target_dev);
   w.Attr("bus", disk.bus);
   w.End();
+  if (disk.boot_order > 0) {
+    w.Start("boot");
+    w.Attr("order", StrCat(disk.boot_order));
+    w.End();
+  }
   if (disk.read_only) w.Empty("readonly");
+  w.ElementIfSet("serial", disk.serial);
   w.End();
 }
 
-void WriteConsole(XmlWriter& w, const std::string& socket) {
-  // QEMU listens on the socket (mode "bind"); vmletd connects and reads.
+void WriteController(XmlWriter& w, const Controller& c) {
+  w.Start("controller");
+  w.Attr("type", c.type);
+  if (c.index >= 0) w.Attr("index", StrCat(c.index));
+  w.AttrIfSet("model", c.model);
+  if (!c.alias.empty()) {
+    w.Start("alias");
+    w.Attr("name", c.alias);
+    w.End();
+  }
+  w.End();
+}
+
+// A serial port on a unix socket QEMU listens on (mode "bind").
+void WriteSerial(XmlWriter& w, const std::string& socket, int port) {
   w.Start("serial");
   w.Attr("type", "unix");
   w.Start("source");
@@ -237,7 +429,7 @@ void WriteConsole(XmlWriter& w, const std::string& socket) {
   w.Attr("path", socket);
   w.End();
   w.Start("target");
-  w.Attr("port", "0");
+  w.Attr("port", StrCat(port));
   w.End();
   w.End();
 }
@@ -257,6 +449,46 @@ void WriteGuestAgentChannel(XmlWriter& w, const std::string& name) {
   w.End();
 }
 
+void WriteVnc(XmlWriter& w, const std::string& socket) {
+  w.Start("graphics");
+  w.Attr("type", "vnc");
+  w.Attr("socket", socket);
+  w.End();
+  w.Start("video");
+  w.Start("model");
+  w.Attr("type", "vga");
+  w.End();
+  w.End();
+}
+
+void WriteOtherDevices(XmlWriter& w, const Domain& d) {
+  if (!d.watchdog_model.empty()) {
+    w.Start("watchdog");
+    w.Attr("model", d.watchdog_model);
+    w.AttrIfSet("action", d.watchdog_action);
+    w.End();
+  }
+  WriteMemballoon(w, d);
+  if (d.rng) {
+    w.Start("rng");
+    w.Attr("model", "virtio");
+    w.Start("backend");
+    w.Attr("model", "random");
+    w.Text("backend", "/dev/urandom");
+    w.End();
+    w.End();
+  }
+  if (!d.tpm_version.empty()) {
+    w.Start("tpm");
+    w.Attr("model", d.tpm_model);
+    w.Start("backend");
+    w.Attr("type", "emulator");
+    w.Attr("version", d.tpm_version);
+    w.End();
+    w.End();
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> WriteDomainXml(const Domain& d) {
@@ -267,41 +499,29 @@ absl::StatusOr<std::string> WriteDomainXml(const Domain& d) {
   w.Element("name", d.name);
   w.ElementIfSet("uuid", d.uuid);
   w.ElementIfSet("title", d.title);
-  WriteMetadata(w, d.metadata);
-  w.Start("memory");
-  w.Attr("unit", "KiB");
-  w.Text("memory", StrCat(d.memory_kib));
-  w.End();
-  if (d.current_memory_kib != 0) {
-    w.Start("currentMemory");
-    w.Attr("unit", "KiB");
-    w.Text("currentMemory", StrCat(d.current_memory_kib));
-    w.End();
-  }
+  WriteMetadata(w, d.metadata, d.nics);
+  WriteMemory(w, d);
   WriteVcpus(w, d);
+  WriteSysinfo(w, d);
   WriteOs(w, d);
-  w.Start("features");
-  w.Empty("acpi");
-  w.Empty("apic");
-  w.End();
-  if (!d.cpu_mode.empty()) {
-    w.Start("cpu");
-    w.Attr("mode", d.cpu_mode);
-    w.End();
-  }
-  w.Start("clock");
-  w.Attr("offset", "utc");
-  w.End();
+  WriteFeatures(w, d);
+  WriteCpu(w, d);
+  WriteClock(w, d);
   // Whatever ends the guest ends the container; the kubelet restarts it.
   w.Element("on_poweroff", "destroy");
-  w.Element("on_reboot", "restart");
+  w.Element("on_reboot", d.on_reboot);
   w.Element("on_crash", "destroy");
   w.Start("devices");
   w.ElementIfSet("emulator", d.emulator);  // Empty: libvirt's default emulator.
   for (const Disk& disk : d.disks) WriteDisk(w, disk);
-  if (!d.console_socket.empty()) WriteConsole(w, d.console_socket);
+  for (const Controller& controller : d.controllers) WriteController(w, controller);
+  if (!d.console_socket.empty()) WriteSerial(w, d.console_socket, 0);
+  for (size_t i = 0; i < d.extra_serial_sockets.size(); ++i) {
+    WriteSerial(w, d.extra_serial_sockets[i], static_cast<int>(i) + 1);
+  }
   if (!d.guest_agent_channel.empty()) WriteGuestAgentChannel(w, d.guest_agent_channel);
-  WriteMemballoon(w, d);
+  if (!d.vnc_socket.empty()) WriteVnc(w, d.vnc_socket);
+  WriteOtherDevices(w, d);
   w.End();  // devices
   w.End();  // domain
   return w.Finish();

@@ -1,12 +1,19 @@
 #include "vmdriver/libvirt/libvirt_driver.h"
 
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "absl/time/clock.h"
 #include "base/file_util.h"
 #include "base/id.h"
 #include "base/logging.h"
+#include "base/process.h"
 #include "base/scope_guard.h"
 #include "base/status.h"
 #include "base/str_util.h"
@@ -76,8 +83,9 @@ std::string UuidOf(virDomainPtr domain) {
   return uuid;
 }
 
-// vmlet's metadata of a domain; NOT_FOUND for a domain that is not vmlet's.
-absl::StatusOr<DomainMetadata> MetadataOf(virDomainPtr domain) {
+// vmlet's metadata of a domain; NOT_FOUND for a domain that is not vmlet's
+// or belongs to another vmletd instance (another VM directory) on the host.
+absl::StatusOr<DomainMetadata> MetadataOf(virDomainPtr domain, std::string_view instance) {
   const char* name = virDomainGetName(domain);
   if (name == nullptr || std::string_view(name).rfind(kDomainNamePrefix, 0) != 0) {
     return absl::NotFoundError("not a vmlet domain");
@@ -86,6 +94,10 @@ absl::StatusOr<DomainMetadata> MetadataOf(virDomainPtr domain) {
   if (xml == nullptr) return LastError(StrCat("reading the metadata of domain ", name));
   absl::StatusOr<DomainMetadata> metadata = ParseDomainMetadata(xml);
   free(xml);
+  if (metadata.ok() && !metadata->instance.empty() && metadata->instance != instance) {
+    return absl::NotFoundError(
+        StrCat("domain ", name, " belongs to the vmletd of \"", metadata->instance, "\""));
+  }
   return metadata;
 }
 
@@ -129,6 +141,11 @@ std::string LibvirtDriver::ConsoleSocket(std::string_view id) const {
   return StrCat(options_.console_dir, "/", id.substr(0, 16), ".sock");
 }
 
+std::string LibvirtDriver::RunDir(std::string_view id) const {
+  // Next to the console socket, as short (unix socket paths).
+  return StrCat(options_.console_dir, "/", id.substr(0, 16));
+}
+
 std::string LibvirtDriver::VmDir(std::string_view id) const {
   return StrCat(options_.vm_dir, "/", id);
 }
@@ -141,8 +158,109 @@ absl::StatusOr<virDomainPtr> LibvirtDriver::LookUp(virConnectPtr conn, std::stri
   // empty UUID an invalid argument).
   if (uuid.empty()) return absl::NotFoundError(StrCat("VM \"", id, "\" is not known"));
   virDomainPtr domain = virDomainLookupByUUIDString(conn, uuid.c_str());
+  if (domain != nullptr) return domain;
+  absl::Status status = LastError(StrCat("looking up the domain of VM \"", id, "\""));
+  if (!absl::IsNotFound(status)) return status;
+  // A VM spec may set its own UUID (machine.firmware.uuid): the driver
+  // learnt it at Create or from the domain's metadata.
+  std::string spec_uuid;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [known_uuid, known_id] : id_by_uuid_) {
+      if (known_id == id && known_uuid != uuid) spec_uuid = known_uuid;
+    }
+  }
+  if (spec_uuid.empty()) return status;
+  domain = virDomainLookupByUUIDString(conn, spec_uuid.c_str());
   if (domain == nullptr) return LastError(StrCat("looking up the domain of VM \"", id, "\""));
   return domain;
+}
+
+DomainOptions LibvirtDriver::DomainOptionsFor(const VmConfig& config) const {
+  const std::string dir = VmDir(config.id);
+  DomainOptions options{.type = accelerator_.domain_type,
+                        .emulator = options_.emulator,
+                        .machine = options_.machine,
+                        .console_socket = ConsoleSocket(config.id),
+                        .overlay_path = "",
+                        .seed_path = "",
+                        .instance = options_.vm_dir,
+                        .run_dir = RunDir(config.id)};
+  if (!config.boot.IsKernelBoot() && !config.boot.disk_path.empty()) {
+    options.overlay_path = StrCat(dir, "/root.qcow2");
+  }
+  if (!config.seed_path.empty()) options.seed_path = ReadOnlyDisks(config.id).front();
+  for (const vmspec::v1::Disk& disk : config.machine.disks()) {
+    if (disk.has_empty()) {
+      options.empty_disk_paths[disk.name()] = StrCat(dir, "/", EmptyDiskFileName(disk.name()));
+    }
+  }
+  return options;
+}
+
+absl::Status LibvirtDriver::FindVolumeTypes(const VmConfig& config,
+                                            std::map<std::string, std::string>* types) {
+  const auto& disks = config.machine.disks();
+  for (int i = 0; i < disks.size(); ++i) {
+    if (!disks[i].has_volume()) continue;
+    const std::string& path = disks[i].volume().path();
+    auto host = config.volumes.find(path);
+    if (host == config.volumes.end()) continue;  // BuildDomain names the field.
+    struct stat st {};
+    if (::stat(host->second.c_str(), &st) != 0) {
+      return absl::InvalidArgumentError(
+          StrCat("machine.disks[", i, "].volume.path: \"", path, "\" comes from \"", host->second,
+                 "\", which cannot be read on the host (", std::strerror(errno),
+                 "): expected a block device or a disk image file"));
+    }
+    if (S_ISBLK(st.st_mode)) {
+      (*types)[path] = "block";
+    } else if (S_ISREG(st.st_mode)) {
+      (*types)[path] = "file";
+    } else {
+      return absl::InvalidArgumentError(
+          StrCat("machine.disks[", i, "].volume.path: \"", path, "\" comes from \"", host->second,
+                 "\", which is neither a block device nor a regular file: expected a block device "
+                 "or a disk image file"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LibvirtDriver::CreateEmptyDisks(const VmConfig& config, const DomainOptions& options) {
+  for (const vmspec::v1::Disk& disk : config.machine.disks()) {
+    if (!disk.has_empty()) continue;
+    const std::string& path = options.empty_disk_paths.at(disk.name());
+    VMLET_ASSIGN_OR_RETURN(uint64_t bytes, QuantityBytes(disk.empty().size()));
+    VMLET_RETURN_IF_ERROR(RemoveFileIfExists(path));
+    VMLET_RETURN_IF_ERROR(Annotate(
+        RunProcessOk({"qemu-img", "create", "-q", "-f", "qcow2", path, StrCat(bytes)}),
+        StrCat("creating the empty disk \"", disk.name(), "\" of VM \"", config.id, "\"")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LibvirtDriver::GiveToQemu(const std::string& path) const {
+  std::vector<char> buffer(16384);
+  struct passwd entry {};
+  struct passwd* user = nullptr;
+  if (options_.qemu_user.empty() ||
+      ::getpwnam_r(options_.qemu_user.c_str(), &entry, buffer.data(), buffer.size(), &user) != 0 ||
+      user == nullptr) {
+    return absl::OkStatus();  // QEMU runs as a user we cannot name: leave it.
+  }
+  if (::chown(path.c_str(), user->pw_uid, user->pw_gid) != 0) {
+    return ErrnoToStatus(
+        errno, StrCat("giving \"", path, "\" to QEMU's user \"", options_.qemu_user, "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> LibvirtDriver::RenderDomainXml(const VmConfig& config) {
+  VMLET_ASSIGN_OR_RETURN(Domain domain, BuildDomain(config, DomainOptionsFor(config)));
+  VMLET_RETURN_IF_ERROR(
+      Annotate(CheckNicsSupported(domain.nics), StrCat("VM \"", config.id, "\"")));
+  return WriteDomainXml(domain);
 }
 
 absl::Status LibvirtDriver::Create(const VmConfig& config) {
@@ -154,37 +272,44 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
       return absl::AlreadyExistsError(StrCat("VM \"", config.id, "\" already exists"));
     }
   }
+  DomainOptions options = DomainOptionsFor(config);
+  VMLET_RETURN_IF_ERROR(FindVolumeTypes(config, &options.volume_types));
+  // Everything is checked before a file is made.
+  VMLET_ASSIGN_OR_RETURN(Domain domain_def, BuildDomain(config, options));
+  VMLET_RETURN_IF_ERROR(
+      Annotate(CheckNicsSupported(domain_def.nics), StrCat("VM \"", config.id, "\"")));
+
   const std::string dir = VmDir(config.id);
   VMLET_RETURN_IF_ERROR(MakeDirs(dir, 0711));
   ScopeGuard remove_dir([&] { (void)RemoveTree(dir); });
-
-  DomainOptions options{.type = accelerator_.domain_type,
-                        .emulator = options_.emulator,
-                        .machine = options_.machine,
-                        .console_socket = ConsoleSocket(config.id),
-                        .overlay_path = ""};
-  if (!config.boot.IsKernelBoot() && !config.boot.disk_path.empty()) {
+  if (!options.overlay_path.empty()) {
     // The image stays untouched: the VM writes into its own overlay, of
     // the requested size (at least the image's). Left over by a crash in
     // the middle of an earlier Create, an overlay of this id is stale.
-    options.overlay_path = StrCat(dir, "/root.qcow2");
     VMLET_RETURN_IF_ERROR(RemoveFileIfExists(options.overlay_path));
     VMLET_RETURN_IF_ERROR(
         Annotate(image::CreateQcow2Overlay(options.overlay_path, config.boot.disk_path,
                                            config.boot.disk_format, config.root_disk_bytes),
                  StrCat("creating the disk overlay of VM \"", config.id, "\"")));
   }
-  if (!config.seed_path.empty()) {
+  if (!options.seed_path.empty()) {
     // QEMU (an unprivileged user) can reach the VM's directory but not the
     // sandbox's: the VM gets its own copy of the seed.
-    options.seed_path = ReadOnlyDisks(config.id).front();
     VMLET_ASSIGN_OR_RETURN(std::string seed, ReadFile(config.seed_path));
     VMLET_RETURN_IF_ERROR(
         Annotate(WriteFileAtomically(options.seed_path, seed, 0644),
                  StrCat("copying the cloud-init seed of VM \"", config.id, "\"")));
   }
+  VMLET_RETURN_IF_ERROR(CreateEmptyDisks(config, options));
+  const std::string run_dir = RunDir(config.id);
+  ScopeGuard remove_run_dir([&] { (void)RemoveTree(run_dir); });
+  if (!domain_def.extra_serial_sockets.empty() || !domain_def.vnc_socket.empty()) {
+    VMLET_RETURN_IF_ERROR(RemoveTree(run_dir));
+    VMLET_RETURN_IF_ERROR(MakeDirs(run_dir, 0711));
+    // libvirtd makes the serial sockets; QEMU makes the VNC socket itself.
+    VMLET_RETURN_IF_ERROR(GiveToQemu(run_dir));
+  }
   VMLET_RETURN_IF_ERROR(RemoveFileIfExists(options.console_socket));
-  VMLET_ASSIGN_OR_RETURN(Domain domain_def, BuildDomain(config, options));
   VMLET_ASSIGN_OR_RETURN(std::string xml, WriteDomainXml(domain_def));
 
   {
@@ -207,7 +332,9 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
   if (virDomainCreateWithFlags(domain, VIR_DOMAIN_START_PAUSED) < 0) {
     return LastError(StrCat("starting QEMU (paused) for VM \"", config.id, "\""));
   }
-  if (absl::Status plugged = PlugNics(domain, config.nics); !plugged.ok()) {
+  if (absl::Status plugged =
+          PlugNics(domain, config.nics, domain_def.nics, IsQ35(domain_def.machine));
+      !plugged.ok()) {
     virDomainDestroy(domain);
     return Annotate(plugged, StrCat("plugging the NICs of VM \"", config.id, "\""));
   }
@@ -220,10 +347,12 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
   {
     std::lock_guard lock(mu_);
     vms_[config.id].console = *std::move(console);
+    vms_[config.id].start_paused = config.machine.lifecycle().start_paused();
   }
   undefine.Dismiss();
   forget.Dismiss();
   remove_dir.Dismiss();
+  remove_run_dir.Dismiss();
   kLog.Info("VM {} defined as domain {} ({}, {} vCPUs, {} MiB), QEMU up and paused", config.id,
             domain_def.name, accelerator_.domain_type, config.vcpus, config.memory_bytes / kMiB);
   return absl::OkStatus();
@@ -240,7 +369,17 @@ absl::Status LibvirtDriver::Start(std::string_view id) {
     return absl::FailedPreconditionError(
         StrCat("VM \"", id, "\" is not created and paused (libvirt state ", state, ")"));
   }
-  if (virDomainResume(domain) < 0) return LastError(StrCat("resuming VM \"", id, "\""));
+  bool start_paused = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = vms_.find(id);
+    start_paused = it != vms_.end() && it->second.start_paused;
+  }
+  if (start_paused) {
+    kLog.Info("VM {} started paused (lifecycle.start_paused): resume it with virsh resume", id);
+  } else if (virDomainResume(domain) < 0) {
+    return LastError(StrCat("resuming VM \"", id, "\""));
+  }
   VmInfo info;
   {
     std::lock_guard lock(mu_);
@@ -334,6 +473,7 @@ absl::Status LibvirtDriver::Remove(std::string_view id) {
   }
   if (console) console->Stop();
   VMLET_RETURN_IF_ERROR(RemoveTree(VmDir(id)));
+  VMLET_RETURN_IF_ERROR(RemoveTree(RunDir(id)));
   VMLET_RETURN_IF_ERROR(RemoveFileIfExists(ConsoleSocket(id)));
   kLog.Info("VM {} removed", id);
   return absl::OkStatus();
@@ -346,7 +486,7 @@ absl::StatusOr<std::string> LibvirtDriver::ContainerIdOf(virDomainPtr domain) {
     auto it = id_by_uuid_.find(uuid);
     if (it != id_by_uuid_.end()) return it->second;
   }
-  VMLET_ASSIGN_OR_RETURN(DomainMetadata metadata, MetadataOf(domain));
+  VMLET_ASSIGN_OR_RETURN(DomainMetadata metadata, MetadataOf(domain, options_.vm_dir));
   if (!uuid.empty()) {
     std::lock_guard lock(mu_);
     id_by_uuid_[uuid] = metadata.container_id;
@@ -405,7 +545,7 @@ absl::StatusOr<std::vector<VmInfo>> LibvirtDriver::List() {
   if (count < 0) return LastError("listing domains");
   std::vector<VmInfo> infos;
   for (int i = 0; i < count; ++i) {
-    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domains[i]);
+    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domains[i], options_.vm_dir);
     if (metadata.ok()) {
       absl::StatusOr<VmInfo> info = InfoOf(domains[i], metadata->container_id);
       if (info.ok()) infos.push_back(*std::move(info));
@@ -533,7 +673,7 @@ void LibvirtDriver::OnLifecycle(virDomainPtr domain, int event, int detail) {
     if (it != id_by_uuid_.end()) id = it->second;
   }
   if (id.empty()) {
-    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domain);
+    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domain, options_.vm_dir);
     if (!metadata.ok()) return;  // Not one of vmlet's domains.
     id = metadata->container_id;
   }
@@ -563,7 +703,7 @@ void LibvirtDriver::Resync(virConnectPtr conn) {
   std::vector<VmInfo> infos;
   for (int i = 0; i < count; ++i) {
     ScopeGuard free_domain([&] { virDomainFree(domains[i]); });
-    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domains[i]);
+    absl::StatusOr<DomainMetadata> metadata = MetadataOf(domains[i], options_.vm_dir);
     if (!metadata.ok()) continue;
     const std::string& id = metadata->container_id;
     bool active = virDomainIsActive(domains[i]) == 1;

@@ -41,6 +41,10 @@ struct LibvirtDriverOptions {
   std::string console_dir;           // Console sockets: <run_dir>/consoles.
   std::string emulator = "/usr/bin/qemu-system-x86_64";
   std::string machine = "pc";
+  // The user QEMU runs as (qemu.conf "user"; Debian's default): a VM's run
+  // directory is given to it, since QEMU itself creates the VNC socket
+  // there. Unknown on the host: the directory stays root's.
+  std::string qemu_user = "libvirt-qemu";
 };
 
 class LibvirtDriver : public VmDriver {
@@ -53,7 +57,19 @@ class LibvirtDriver : public VmDriver {
 
   std::string_view Name() const override { return "libvirt"; }
   absl::Status CheckReachable() override;
+  // Checks the config (BuildDomain, the volumes on the host, NIC support),
+  // then makes the VM's files: the root overlay, the seed copy and the
+  // empty disks in <vm_dir>/<id>, the run directory for serial and VNC
+  // sockets (<console_dir>/<id16>); defines the domain and starts it
+  // paused, and plugs the NICs. Remove deletes all of it.
   absl::Status Create(const VmConfig& config) override;
+  // Create's domain without touching the host: volume disks are typed by
+  // their host path (block under /dev/, else file). No libvirt call.
+  absl::StatusOr<std::string> RenderDomainXml(const VmConfig& config) override;
+  // Resumes the paused domain, unless its machine asked for
+  // lifecycle.start_paused: then it stays paused (the container counts as
+  // running) until someone resumes it (virsh resume). Only the vmletd that
+  // created the VM knows that; after a restart Start resumes as usual.
   absl::Status Start(std::string_view id) override;
   absl::Status Stop(std::string_view id, absl::Duration timeout) override;
   absl::Status Destroy(std::string_view id) override;
@@ -98,12 +114,27 @@ class LibvirtDriver : public VmDriver {
     std::string log_path;
     // Shared with WriteConsole, which writes without holding mu_.
     std::shared_ptr<ConsoleLog> console;
+    // lifecycle.start_paused of its machine: Start leaves it paused.
+    bool start_paused = false;
   };
 
   LibvirtDriver(LibvirtDriverOptions options, AcceleratorChoice accelerator);
 
   std::string ConsoleSocket(std::string_view id) const;
   std::string VmDir(std::string_view id) const;
+  // Sockets of extra serial ports and VNC: <console_dir>/<first 16 of id>.
+  std::string RunDir(std::string_view id) const;
+  // The host-side choices for a VM's domain: paths of the files Create
+  // makes (whether or not they exist yet). Any thread.
+  DomainOptions DomainOptionsFor(const VmConfig& config) const;
+  // What the host path of each volume disk is ("block" or "file");
+  // INVALID_ARGUMENT naming machine.disks[i].volume.path otherwise.
+  static absl::Status FindVolumeTypes(const VmConfig& config,
+                                      std::map<std::string, std::string>* types);
+  // Chowns `path` to options_.qemu_user when the host has that user.
+  absl::Status GiveToQemu(const std::string& path) const;
+  // qemu-img makes each empty disk of the machine at its path in `options`.
+  static absl::Status CreateEmptyDisks(const VmConfig& config, const DomainOptions& options);
   // The domain of a VM; NOT_FOUND if libvirt has none.
   absl::StatusOr<virDomainPtr> LookUp(virConnectPtr conn, std::string_view id);
 

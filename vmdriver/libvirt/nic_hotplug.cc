@@ -51,22 +51,48 @@ std::string NetdevAddCommand(int index, const std::string& fd_name) {
   return command.dump();
 }
 
-std::string DeviceAddCommand(int index, const NetworkInterface& nic) {
-  Json command = {{"execute", "device_add"},
-                  {"arguments",
-                   {{"driver", "virtio-net-pci"},
+std::string DeviceAddCommand(int index, const NetworkInterface& nic, const Nic& settings,
+                             bool pcie) {
+  const std::string driver = settings.model == "virtio" ? "virtio-net-pci" : settings.model;
+  Json arguments = {{"driver", driver},
                     {"id", StrCat("vmletnic", index)},
                     {"netdev", StrCat("vmletnet", index)},
-                    {"mac", nic.mac},
-                    {"bus", "pci.0"},
-                    {"addr", fmt::format("{:#x}", kFirstNicSlot - index)}}}};
+                    {"mac", settings.mac.empty() ? nic.mac : settings.mac}};
+  if (pcie) {
+    arguments["bus"] = StrCat(kNicPortAliasPrefix, index);
+  } else {
+    arguments["bus"] = "pci.0";
+    arguments["addr"] = fmt::format("{:#x}", kFirstNicSlot - index);
+  }
+  if (settings.queues > 1) {
+    arguments["mq"] = true;
+    arguments["vectors"] = 2 * settings.queues + 2;
+  }
+  Json command = {{"execute", "device_add"}, {"arguments", arguments}};
   return command.dump();
 }
 
-absl::Status PlugNics(virDomainPtr domain, const std::vector<NetworkInterface>& nics) {
+std::string DeviceAddCommand(int index, const NetworkInterface& nic) {
+  return DeviceAddCommand(index, nic, Nic{.index = index}, /*pcie=*/false);
+}
+
+absl::Status CheckNicsSupported(const std::vector<Nic>& settings) {
+  for (const Nic& nic : settings) {
+    if (nic.queues > 1) {
+      return absl::FailedPreconditionError(
+          StrCat("machine.nics[", nic.index, "].queues: ", nic.queues,
+                 " queue pairs: vmletd plugs single-queue taps only: expected 0 or 1"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PlugNics(virDomainPtr domain, const std::vector<NetworkInterface>& nics,
+                      const std::vector<Nic>& settings, bool pcie) {
   for (size_t i = 0; i < nics.size(); ++i) {
     const NetworkInterface& nic = nics[i];
     const int index = static_cast<int>(i);
+    const Nic nic_settings = i < settings.size() ? settings[i] : Nic{.index = index};
     VMLET_ASSIGN_OR_RETURN(int fd, network::OpenTapInNetns(nic.netns_path, nic.tap));
     ScopeGuard close_fd([fd] { ::close(fd); });
     const std::string fd_name = FdName(index);
@@ -75,7 +101,7 @@ absl::Status PlugNics(virDomainPtr domain, const std::vector<NetworkInterface>& 
         Qmp(domain, getfd.dump(), fd, StrCat("passing tap \"", nic.tap, "\" to QEMU")));
     VMLET_RETURN_IF_ERROR(Qmp(domain, NetdevAddCommand(index, fd_name), -1,
                               StrCat("adding the network backend of tap \"", nic.tap, "\"")));
-    VMLET_RETURN_IF_ERROR(Qmp(domain, DeviceAddCommand(index, nic), -1,
+    VMLET_RETURN_IF_ERROR(Qmp(domain, DeviceAddCommand(index, nic, nic_settings, pcie), -1,
                               StrCat("adding NIC ", nic.mac, " to the VM")));
   }
   return absl::OkStatus();

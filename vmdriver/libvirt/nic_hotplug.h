@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "vmdriver/libvirt/domain.h"
 #include "vmdriver/vm_config.h"
 
 namespace vmlet::vmdriver::libvirt {
@@ -26,11 +27,26 @@ namespace vmlet::vmdriver::libvirt {
 // The QMP commands that plug NIC number `index` whose tap was passed as
 // the monitor fd named `fd_name` (exposed for tests).
 std::string NetdevAddCommand(int index, const std::string& fd_name);
+// `settings` (from the domain, domain.h Nic) choose the device model
+// (virtio-net-pci, e1000, e1000e, rtl8139), the MAC (the spec's over the
+// pod's) and virtio queue pairs (mq=on, vectors=2*q+2 when q > 1). On a
+// q35 machine (`pcie`) the NIC goes into the PCIe root port
+// kNicPortAliasPrefix<index> the domain has; on pc into a fixed slot of
+// pci.0. The overload without settings is a virtio NIC on pc.
+std::string DeviceAddCommand(int index, const NetworkInterface& nic, const Nic& settings,
+                             bool pcie);
 std::string DeviceAddCommand(int index, const NetworkInterface& nic);
 
-// Opens each NIC's tap in its namespace and plugs it into `domain`.
+// FAILED_PRECONDITION when a NIC asks for what vmletd cannot plug: more
+// than one queue pair (the pod's tap is made single-queue; multiqueue
+// would need it made with IFF_MULTI_QUEUE and opened once per queue).
+absl::Status CheckNicsSupported(const std::vector<Nic>& settings);
+
+// Opens each NIC's tap in its namespace and plugs it into `domain`, with
+// settings[i] for nics[i] (defaults where settings has fewer entries).
 // Thread-safe; the caller serialises operations on one domain.
-absl::Status PlugNics(virDomainPtr domain, const std::vector<NetworkInterface>& nics);
+absl::Status PlugNics(virDomainPtr domain, const std::vector<NetworkInterface>& nics,
+                      const std::vector<Nic>& settings, bool pcie);
 
 }  // namespace vmlet::vmdriver::libvirt
 
