@@ -123,14 +123,17 @@ v1::PodSandboxStats SandboxStatsOf(const SandboxRecord& sandbox,
   if (sample.has_value()) {
     FillCpu(*sample, linux->mutable_cpu());
     FillMemory(*sample, linux->mutable_memory());
-    if (network == nullptr && sample->stats.network_reported) {
+    if ((network == nullptr || network->interfaces.empty()) && sample->stats.network_reported) {
       FillVmNetwork(*sample, linux->mutable_network());
     }
     linux->mutable_process()->set_timestamp(sample->stats.timestamp_ns);
     SetValue(linux->mutable_process()->mutable_process_count(), 1);
   }
   // The pod's namespace lives with the sandbox, whether its VM runs or not.
-  if (network != nullptr) FillPodNetwork(*network, linux->mutable_network());
+  // A namespace with nothing but lo (pod_network: none) has no figures.
+  if (network != nullptr && !network->interfaces.empty()) {
+    FillPodNetwork(*network, linux->mutable_network());
+  }
   return out;
 }
 
