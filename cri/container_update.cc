@@ -79,10 +79,22 @@ absl::Status CriService::ApplyResources(const ContainerRecord& record, std::stri
   std::string unchangeable = UnchangeableField(field, current, resources);
   if (!unchangeable.empty()) return absl::FailedPreconditionError(unchangeable);
   VMLET_ASSIGN_OR_RETURN(vmdriver::VmResourceUpdate update, ResourceUpdateFrom(field, resources));
+  // Only what the request changes reaches the VM: the kubelet re-sends
+  // unchanged limits, and a VM whose vCPUs or memory came from an
+  // annotation or a VM spec (which override the CRI resources) must not be
+  // resized to the pod's limits by such a call.
+  if (VcpusFrom(resources, 0) == VcpusFrom(current, 0)) update.vcpus.reset();
+  if (resources.memory_limit_in_bytes() == current.memory_limit_in_bytes()) {
+    update.memory_bytes.reset();
+  }
+  if (resources.cpuset_cpus() == current.cpuset_cpus()) update.cpuset.reset();
   // QEMU's vCPU unplug does not complete reliably (under TCG the guest drops
   // the CPU but QEMU never reports it gone), which would leave the guest,
-  // libvirt and the record disagreeing: vCPUs only grow live.
-  const int vcpus_now = VcpusFrom(current, options_.default_vcpus);
+  // libvirt and the record disagreeing: vCPUs only grow live. What the VM
+  // has is in its record (records from before vmletd kept it: the CRI
+  // resources).
+  const int vcpus_now =
+      record.vcpus() > 0 ? record.vcpus() : VcpusFrom(current, options_.default_vcpus);
   if (update.vcpus.has_value() && *update.vcpus < vcpus_now) {
     return absl::FailedPreconditionError(
         StrCat(field, ".cpu_quota / cpu_period ask for ", *update.vcpus, " vCPUs, fewer than the ",
@@ -98,8 +110,12 @@ absl::Status CriService::ApplyResources(const ContainerRecord& record, std::stri
   VMLET_RETURN_IF_ERROR(
       Annotate(containers_
                    .Update(id,
-                           [&resources](ContainerRecord& r) {
+                           [&resources, &update](ContainerRecord& r) {
                              *r.mutable_config()->mutable_linux()->mutable_resources() = resources;
+                             if (update.vcpus.has_value()) r.set_vcpus(*update.vcpus);
+                             if (update.memory_bytes.has_value()) {
+                               r.set_memory_bytes(*update.memory_bytes);
+                             }
                              return absl::OkStatus();
                            })
                    .status(),

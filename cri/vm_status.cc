@@ -236,6 +236,10 @@ absl::StatusOr<vmspec::v1::VmStatus> CriService::GetVmStatus(
   status.set_memory_bytes(container->memory_bytes() > 0
                               ? container->memory_bytes()
                               : MemoryFrom(resources, options_.default_memory_bytes));
+  // The engine's name for the VM (virsh list), while it has one.
+  if (absl::StatusOr<vmdriver::VmInfo> info = driver_->Inspect(id); info.ok()) {
+    status.set_domain_name(info->domain_name);
+  }
   if (container->state() == state::v1::CONTAINER_STATE_RUNNING) {
     if (std::optional<StatsSample> sample = stats_.Get(id)) {
       if (sample->stats.vcpus > 0) status.set_vcpus(sample->stats.vcpus);

@@ -19,7 +19,11 @@
 namespace vmlet::network {
 namespace {
 
-constexpr short kTapFlags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+// Taps are made multi-queue, so that a VM may open one queue or several
+// (a NIC with queue pairs). Taps made by a vmletd before that are
+// single-queue and take only their own flags.
+constexpr short kTapFlags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+constexpr short kSingleQueueTapFlags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 
 absl::Status CheckIfName(const std::string& name) {
   if (name.empty() || name.size() >= IFNAMSIZ || name.find('/') != std::string::npos) {
@@ -78,7 +82,13 @@ absl::StatusOr<int> AttachTap(const std::string& name) {
   ifreq ifr = Request(name);
   ifr.ifr_flags = kTapFlags;
   if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    return ErrnoToStatus(errno, StrCat("attaching to tap \"", name, "\""));
+    // EINVAL: the tap exists, single-queue.
+    if (errno != EINVAL) return ErrnoToStatus(errno, StrCat("attaching to tap \"", name, "\""));
+    ifr = Request(name);
+    ifr.ifr_flags = kSingleQueueTapFlags;
+    if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+      return ErrnoToStatus(errno, StrCat("attaching to tap \"", name, "\""));
+    }
   }
   close_fd.Dismiss();
   return fd;
@@ -172,14 +182,38 @@ absl::Status DeleteTapInNetns(const std::string& netns_path, const std::string& 
   });
 }
 
-absl::StatusOr<int> OpenTapInNetns(const std::string& netns_path, const std::string& tap) {
-  int fd = -1;
+absl::StatusOr<std::vector<int>> OpenTapQueuesInNetns(const std::string& netns_path,
+                                                      const std::string& tap, int queues) {
+  if (queues < 1) {
+    return absl::InvalidArgumentError(
+        StrCat("opening tap \"", tap, "\" with ", queues, " queues: expected at least 1"));
+  }
+  std::vector<int> fds;
+  ScopeGuard close_fds([&fds] {
+    for (int fd : fds) ::close(fd);
+  });
   VMLET_RETURN_IF_ERROR(RunInNetns(netns_path, [&]() -> absl::Status {
     VMLET_RETURN_IF_ERROR(GetLink(tap).status());
-    VMLET_ASSIGN_OR_RETURN(fd, AttachTap(tap));
+    for (int queue = 0; queue < queues; ++queue) {
+      absl::StatusOr<int> fd = AttachTap(tap);
+      if (!fd.ok() && queue > 0) {
+        return absl::FailedPreconditionError(
+            StrCat("opening queue ", queue + 1, " of ", queues, " of tap \"", tap,
+                   "\": the tap takes one queue only (", fd.status().message(),
+                   "); a pod made before vmlet had multiqueue taps needs a new sandbox"));
+      }
+      VMLET_RETURN_IF_ERROR(fd.status());
+      fds.push_back(*fd);
+    }
     return absl::OkStatus();
   }));
-  return fd;
+  close_fds.Dismiss();
+  return fds;
+}
+
+absl::StatusOr<int> OpenTapInNetns(const std::string& netns_path, const std::string& tap) {
+  VMLET_ASSIGN_OR_RETURN(std::vector<int> fds, OpenTapQueuesInNetns(netns_path, tap, 1));
+  return fds.front();
 }
 
 }  // namespace vmlet::network

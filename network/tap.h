@@ -13,6 +13,7 @@
 #define VMLET_NETWORK_TAP_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -43,6 +44,13 @@ absl::Status DeleteTapInNetns(const std::string& netns_path, const std::string& 
 // Opens the tap for a VM: a file descriptor to hand to QEMU (the caller
 // closes it). The namespace may be one that vmletd's libvirtd cannot see.
 absl::StatusOr<int> OpenTapInNetns(const std::string& netns_path, const std::string& tap);
+
+// Opens `queues` queues of the tap (a multi-queue tap, as WireTapInNetns
+// makes it): one file descriptor per queue, for a NIC with that many
+// queue pairs (the caller closes them). FAILED_PRECONDITION when the tap
+// takes fewer queues (a single-queue tap of an older vmletd).
+absl::StatusOr<std::vector<int>> OpenTapQueuesInNetns(const std::string& netns_path,
+                                                      const std::string& tap, int queues);
 
 }  // namespace vmlet::network
 

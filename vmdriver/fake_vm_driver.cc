@@ -253,7 +253,9 @@ absl::StatusOr<VmInfo> FakeVmDriver::Inspect(std::string_view id) {
   if (!reachable_.ok()) return reachable_;
   auto it = vms_.find(id);
   if (it == vms_.end()) return NotFound(id);
-  return it->second.info;
+  VmInfo info = it->second.info;
+  info.domain_name = StrCat("fake-", id.substr(0, 12));  // As a domain name would be.
+  return info;
 }
 
 absl::StatusOr<std::vector<VmInfo>> FakeVmDriver::List() {

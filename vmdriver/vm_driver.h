@@ -41,6 +41,8 @@ struct VmInfo {
   int32_t exit_code = 0;
   std::string reason;   // "Completed", "Error", "Killed", ... when exited.
   std::string message;  // Human-readable detail for the reason.
+  // The engine's own name for the VM (the libvirt domain), when it has one.
+  std::string domain_name;
 };
 
 // A change of state, delivered to the handler passed to Watch.

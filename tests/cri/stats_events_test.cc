@@ -571,6 +571,47 @@ TEST_F(StatsEventsTest, RefusedUpdatesNameTheFieldAndChangeNothing) {
   EXPECT_EQ(Update("abcdef0123456789", more_memory).code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(StatsEventsTest, UpdatesKeepVcpusAndMemoryGivenByAnnotationsUntilTheyChange) {
+  // 3 vCPUs and 384 MiB from annotations; the pod's limits say 1 CPU and
+  // 256 MiB.
+  v1::CreateContainerRequest create;
+  create.set_pod_sandbox_id(RunSandbox("web"));
+  *create.mutable_config() = ContainerConfig("vm");
+  v1::LinuxContainerResources* limits = create.mutable_config()->mutable_linux()->mutable_resources();
+  limits->set_cpu_period(100000);
+  limits->set_cpu_quota(100000);
+  limits->set_memory_limit_in_bytes(256 << 20);
+  (*create.mutable_config()->mutable_annotations())["vmlet.io/vcpus"] = "3";
+  (*create.mutable_config()->mutable_annotations())["vmlet.io/memory"] = "384Mi";
+  v1::CreateContainerResponse created;
+  ASSERT_TRUE(service_->CreateContainer(create, &created).ok());
+  const std::string id = created.container_id();
+  v1::StartContainerRequest start;
+  start.set_container_id(id);
+  v1::StartContainerResponse started;
+  ASSERT_TRUE(service_->StartContainer(start, &started).ok());
+  ASSERT_EQ(driver_->ConfigOf(id)->vcpus, 3);
+
+  // The kubelet re-sends the limits unchanged: the VM keeps what it has.
+  ASSERT_TRUE(Update(id, *limits).ok());
+  EXPECT_EQ(driver_->ConfigOf(id)->vcpus, 3);
+  EXPECT_EQ(driver_->ConfigOf(id)->memory_bytes, 384 << 20);
+
+  // Fewer vCPUs than the 3 the VM has is refused, naming the 3.
+  v1::LinuxContainerResources two = *limits;
+  two.set_cpu_quota(200000);
+  absl::Status status = Update(id, two);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("fewer than the 3"));
+  EXPECT_EQ(driver_->ConfigOf(id)->vcpus, 3);
+
+  // A changed memory limit applies and is what the VM now has.
+  v1::LinuxContainerResources memory = *limits;
+  memory.set_memory_limit_in_bytes(320 << 20);
+  ASSERT_TRUE(Update(id, memory).ok());
+  EXPECT_EQ(driver_->ConfigOf(id)->memory_bytes, 320 << 20);
+}
+
 TEST_F(StatsEventsTest, UpdatePodSandboxResourcesResizesItsVm) {
   std::string id = RunningContainer("web");
   v1::UpdatePodSandboxResourcesRequest request;

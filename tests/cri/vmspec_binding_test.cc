@@ -341,6 +341,7 @@ TEST_F(VmSpecBindingTest, GetVmStatus) {
   absl::StatusOr<vs::VmStatus> running = service_->GetVmStatus(by_name);
   ASSERT_TRUE(running.ok()) << running.status();
   EXPECT_EQ(running->state(), "running");
+  EXPECT_EQ(running->domain_name(), "fake-" + running->container_id().substr(0, 12));
   EXPECT_EQ(running->vcpus(), 2u);
   EXPECT_EQ(running->memory_bytes(), uint64_t{512} << 20);
   EXPECT_TRUE(running->guest_agent_connected());

@@ -41,6 +41,7 @@
 #include "streaming/client.h"
 #include "tests/e2e/test_guest.h"
 #include "tests/e2e/vmletd_process.h"
+#include "vmlet/vmspec/v1/vmspec.grpc.pb.h"
 
 namespace vmlet::e2e {
 namespace {
@@ -468,6 +469,49 @@ TEST_F(NetworkTest, TheVmTakesThePodAddressDnsHostnameAndHostPort) {
   sandboxes_.clear();
   ExpectNothingLeft(id);
   (void)container;
+}
+
+TEST_F(NetworkTest, ANicWithTwoQueuePairsCarriesThePodsTraffic) {
+  // A VM spec asks for 2 vCPUs and 2 queue pairs on the pod's NIC: the
+  // pod's tap is opened twice and the guest's virtio-net uses both.
+  namespace spec_v1 = ::vmlet::vmspec::v1;
+  auto specs = spec_v1::VmSpecs::NewStub(grpc::CreateChannel(
+      StrCat("unix:", dir_, "/vmspec.sock"), grpc::InsecureChannelCredentials()));
+  spec_v1::ApplyRequest apply;
+  apply.mutable_vm_spec()->mutable_metadata()->set_namespace_(namespace_);
+  apply.mutable_vm_spec()->mutable_metadata()->set_name("multiqueue");
+  apply.mutable_vm_spec()->mutable_spec()->mutable_cpu()->set_count(2);
+  apply.mutable_vm_spec()->mutable_spec()->add_nics()->set_queues(2);
+  {
+    grpc::ClientContext context;
+    spec_v1::ApplyResponse applied;
+    grpc::Status status = specs->Apply(&context, apply, &applied);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  const std::string pod = StrCat("mq-", GenerateId().substr(0, 6));
+  v1::PodSandboxConfig config = PodConfig(pod);
+  config.clear_port_mappings();
+  (*config.mutable_annotations())["vmlet.io/vmspec"] = "multiqueue";
+  std::string id;
+  grpc::Status ran = RunPod(config, &id);
+  ASSERT_TRUE(ran.ok()) << ran.error_message();
+  const std::string ip = SandboxStatus(id).network().ip();
+  const std::string container = CreateAndStartVm(vmletd_->runtime(), id, kImage);
+  ASSERT_FALSE(container.empty());
+  const std::string log = StrCat(dir_, "/logs/", pod, "/vm/0.log");
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadAll(log).find("VMLET-GUEST-NET-READY") != std::string::npos;
+  })) << "the guest did not get its network; console:\n"
+      << ReadAll(log);
+  EXPECT_THAT(ReadAll(log), HasSubstr("VMLET-GUEST-NICS eth0:2"));
+  EXPECT_EQ(HttpGet(client_, ip, 80), StrCat("vmlet guest ", pod, "\n"));
+
+  grpc::Status stopped = StopPod(id);
+  ASSERT_TRUE(stopped.ok()) << stopped.error_message();
+  grpc::Status removed = RemovePod(id);
+  ASSERT_TRUE(removed.ok()) << removed.error_message();
+  sandboxes_.clear();
+  ExpectNothingLeft(id);
 }
 
 TEST_F(NetworkTest, AFailingPluginFailsRunPodSandboxCleanly) {

@@ -228,6 +228,76 @@ TEST_F(VmSpecTest, AnnotationsAloneShapeTheVm) {
   EXPECT_LE(inventory->mem_kb, 288 * 1024);
 }
 
+TEST_F(VmSpecTest, ASpecUuidBelongsToOneVmAtATime) {
+  constexpr char kUuid[] = "6a1f0c2e-8d4b-4f3a-9e71-2b5c8d9e0f1a";
+  spec_v1::ApplyRequest apply;
+  apply.mutable_vm_spec()->mutable_metadata()->set_namespace_(namespace_);
+  apply.mutable_vm_spec()->mutable_metadata()->set_name("fixed");
+  apply.mutable_vm_spec()->mutable_spec()->mutable_firmware()->set_uuid(kUuid);
+  {
+    grpc::ClientContext context;
+    spec_v1::ApplyResponse applied;
+    grpc::Status status = specs_->Apply(&context, apply, &applied);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  auto create = [&](const std::string& sandbox, uint32_t attempt, std::string* id) {
+    grpc::ClientContext context;
+    v1::CreateContainerRequest request;
+    request.set_pod_sandbox_id(sandbox);
+    request.mutable_config()->mutable_metadata()->set_name("vm");
+    request.mutable_config()->mutable_metadata()->set_attempt(attempt);
+    request.mutable_config()->mutable_image()->set_image(kImage);
+    request.mutable_config()->set_log_path(StrCat("vm/", attempt, ".log"));
+    v1::CreateContainerResponse response;
+    grpc::Status status = vmletd_->runtime().CreateContainer(&context, request, &response);
+    *id = response.container_id();
+    return status;
+  };
+  const std::string a = RunPod("uuid-a", {{"vmlet.io/vmspec", "fixed"}});
+  const std::string b = RunPod("uuid-b", {{"vmlet.io/vmspec", "fixed"}});
+  std::string first;
+  grpc::Status status = create(a, 0, &first);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(Virsh({"domname", kUuid}), HasSubstr(first.substr(0, 8)));
+
+  // While pod a's VM holds the UUID (created: QEMU is up, paused), pod b
+  // cannot have it.
+  std::string second;
+  status = create(b, 0, &second);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr(kUuid));
+  EXPECT_THAT(status.error_message(), HasSubstr(first));
+
+  // Once that VM has run and exited, the pod's next VM takes the UUID over.
+  {
+    grpc::ClientContext context;
+    v1::StartContainerRequest start;
+    start.set_container_id(first);
+    v1::StartContainerResponse started;
+    ASSERT_TRUE(vmletd_->runtime().StartContainer(&context, start, &started).ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::StopContainerRequest stop;
+    stop.set_container_id(first);
+    v1::StopContainerResponse stopped;
+    ASSERT_TRUE(vmletd_->runtime().StopContainer(&context, stop, &stopped).ok());
+  }
+  std::string next;
+  status = create(a, 1, &next);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(Virsh({"domname", kUuid}), HasSubstr(next.substr(0, 8)));
+  // Removing the exited VM leaves its successor alone.
+  {
+    grpc::ClientContext context;
+    v1::RemoveContainerRequest remove;
+    remove.set_container_id(first);
+    v1::RemoveContainerResponse removed;
+    ASSERT_TRUE(vmletd_->runtime().RemoveContainer(&context, remove, &removed).ok());
+  }
+  EXPECT_THAT(Virsh({"domname", kUuid}), HasSubstr(next.substr(0, 8)));
+}
+
 TEST_F(VmSpecTest, ABadAnnotationOrAMissingSpecFailsWithAClearError) {
   const std::string sandbox = RunPod("bad", {});
   v1::CreateContainerRequest create;

@@ -44,7 +44,7 @@ mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp
 cp /bin/busybox "$root/bin/"
 # mkdir, mkfifo, kill and rm serve the streaming exec (guest_exec_stream.h).
 for applet in sh mount echo cat sleep poweroff insmod dd grep basename seq ls ip udhcpc httpd \
-    hostname mkdir printf sed sysctl mknod true false mkfifo kill rm nc; do
+    hostname mkdir printf sed sysctl mknod true false mkfifo kill rm nc wc; do
   ln -s busybox "$root/bin/$applet"
 done
 # The guest agent, with every library it loads and the dynamic loader, each
@@ -166,6 +166,14 @@ inventory() {
   done
   echo "VMLET-GUEST-INVENTORY cpus=$(grep -c ^processor /proc/cpuinfo)" \
     "mem_kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo) blocks=$blocks"
+  # The NICs as name:receive-queues.
+  nics=
+  for n in /sys/class/net/*; do
+    name=$(basename "$n")
+    [ "$name" = lo ] && continue
+    nics="$nics $name:$(ls -d "$n"/queues/rx-* 2>/dev/null | wc -l)"
+  done
+  echo "VMLET-GUEST-NICS$nics"
 }
 devices() {
   for module in $(cat /lib/modules/virtio.list); do insmod "/lib/modules/$module" 2>/dev/null; done

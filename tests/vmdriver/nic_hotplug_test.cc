@@ -18,6 +18,13 @@ TEST(NicHotplugTest, NetdevAddUsesTheDescriptorPassedBeforeByName) {
   EXPECT_EQ(command["arguments"]["fd"], "vmlet-tap0");
 }
 
+TEST(NicHotplugTest, NetdevAddOfAMultiQueueNicNamesOneDescriptorPerQueue) {
+  Json command = Json::parse(NetdevAddCommand(1, {"vmlet-tap1", "vmlet-tap1q1", "vmlet-tap1q2"}));
+  EXPECT_EQ(command["arguments"]["id"], "vmletnet1");
+  EXPECT_EQ(command["arguments"]["fds"], "vmlet-tap1:vmlet-tap1q1:vmlet-tap1q2");
+  EXPECT_FALSE(command["arguments"].contains("fd"));
+}
+
 TEST(NicHotplugTest, DeviceAddGivesTheMacAndAFixedSlotFromTheTop) {
   NetworkInterface nic{
       .netns_path = "/run/vmlet/netns/x", .tap = "tap0", .mac = "0a:58:0a:fa:09:0a"};

@@ -45,6 +45,9 @@ struct DomainMetadata {
   // host sees and reconciles only its own domains. Empty in domains defined
   // before instances were recorded; those count as everyone's.
   std::string instance;
+  // lifecycle.start_paused of the VM's machine: Start leaves it paused,
+  // also when a vmletd started after Create does the Start.
+  bool start_paused = false;
 };
 
 struct Disk {

@@ -1038,6 +1038,7 @@ absl::StatusOr<Domain> BuildDomain(const VmConfig& vm, const DomainOptions& opti
       .image = vm.image,
       .log_path = vm.log_path,
       .instance = options.instance,
+      .start_paused = vm.machine.lifecycle().start_paused(),
   };
   // Rounded up, so that a VM never gets less memory than it asked for. The
   // guest boots with the most it may have and its balloon gives back the

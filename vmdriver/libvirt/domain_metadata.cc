@@ -30,6 +30,7 @@ absl::StatusOr<DomainMetadata> ParseDomainMetadata(std::string_view xml) {
     if (std::strcmp(name, "image") == 0) metadata.image = value;
     if (std::strcmp(name, "log-path") == 0) metadata.log_path = value;
     if (std::strcmp(name, "instance") == 0) metadata.instance = value;
+    if (std::strcmp(name, "start-paused") == 0) metadata.start_paused = value == "true";
   }
   xmlFreeDoc(doc);
   if (metadata.container_id.empty()) {

@@ -159,6 +159,7 @@ void WriteMetadata(XmlWriter& w, const DomainMetadata& m, const std::vector<Nic>
   w.NsElementIfSet(kMetadataPrefix, "image", m.image);
   w.NsElementIfSet(kMetadataPrefix, "log-path", m.log_path);
   w.NsElementIfSet(kMetadataPrefix, "instance", m.instance);
+  if (m.start_paused) w.NsElementIfSet(kMetadataPrefix, "start-paused", "true");
   for (const Nic& nic : nics) {
     w.StartNs(kMetadataPrefix, "nic", nullptr);
     w.Attr("index", StrCat(nic.index));

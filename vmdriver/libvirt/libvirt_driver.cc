@@ -258,8 +258,6 @@ absl::Status LibvirtDriver::GiveToQemu(const std::string& path) const {
 
 absl::StatusOr<std::string> LibvirtDriver::RenderDomainXml(const VmConfig& config) {
   VMLET_ASSIGN_OR_RETURN(Domain domain, BuildDomain(config, DomainOptionsFor(config)));
-  VMLET_RETURN_IF_ERROR(
-      Annotate(CheckNicsSupported(domain.nics), StrCat("VM \"", config.id, "\"")));
   return WriteDomainXml(domain);
 }
 
@@ -276,8 +274,7 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
   VMLET_RETURN_IF_ERROR(FindVolumeTypes(config, &options.volume_types));
   // Everything is checked before a file is made.
   VMLET_ASSIGN_OR_RETURN(Domain domain_def, BuildDomain(config, options));
-  VMLET_RETURN_IF_ERROR(
-      Annotate(CheckNicsSupported(domain_def.nics), StrCat("VM \"", config.id, "\"")));
+  VMLET_RETURN_IF_ERROR(ClaimSpecUuid(conn.get(), config, domain_def));
 
   const std::string dir = VmDir(config.id);
   VMLET_RETURN_IF_ERROR(MakeDirs(dir, 0711));
@@ -356,6 +353,47 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
   kLog.Info("VM {} defined as domain {} ({}, {} vCPUs, {} MiB), QEMU up and paused", config.id,
             domain_def.name, accelerator_.domain_type, config.vcpus, config.memory_bytes / kMiB);
   return absl::OkStatus();
+}
+
+absl::Status LibvirtDriver::ClaimSpecUuid(virConnectPtr conn, const VmConfig& config,
+                                          const Domain& domain) {
+  if (domain.uuid == DomainUuid(config.id)) return absl::OkStatus();
+  virDomainPtr holder = virDomainLookupByUUIDString(conn, domain.uuid.c_str());
+  if (holder == nullptr) {
+    absl::Status status = LastError(StrCat("looking up the holder of UUID \"", domain.uuid, "\""));
+    return absl::IsNotFound(status) ? absl::OkStatus() : status;
+  }
+  ScopeGuard free_holder([holder] { virDomainFree(holder); });
+  const char* name = virDomainGetName(holder);
+  const std::string holder_name = name != nullptr ? name : "?";
+  absl::StatusOr<DomainMetadata> metadata = MetadataOf(holder, options_.vm_dir);
+  const bool active = virDomainIsActive(holder) != 0;
+  if (metadata.ok() && !active) {
+    if (virDomainUndefineFlags(holder, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                           VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                           VIR_DOMAIN_UNDEFINE_NVRAM |
+                                           VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0) {
+      return LastError(StrCat("undefining domain \"", holder_name, "\" of exited VM \"",
+                              metadata->container_id, "\" to free its UUID \"", domain.uuid,
+                              "\""));
+    }
+    {
+      std::lock_guard lock(mu_);
+      id_by_uuid_.erase(domain.uuid);
+    }
+    kLog.Info("VM {} takes UUID {} over from domain {} of exited VM {}", config.id, domain.uuid,
+              holder_name, metadata->container_id);
+    return absl::OkStatus();
+  }
+  const std::string owner =
+      metadata.ok() ? StrCat("VM \"", metadata->container_id, "\" of pod ", metadata->pod_namespace,
+                             "/", metadata->pod_name)
+                    : "no VM of this vmletd";
+  return absl::FailedPreconditionError(StrCat(
+      "machine.firmware.uuid \"", domain.uuid, "\" belongs to ", active ? "running " : "",
+      "domain \"", holder_name, "\" (", owner,
+      "): a UUID belongs to one VM at a time; stop that VM, or bind this pod to a VM spec "
+      "without firmware.uuid"));
 }
 
 absl::Status LibvirtDriver::Start(std::string_view id) {
@@ -535,7 +573,9 @@ absl::StatusOr<VmInfo> LibvirtDriver::Inspect(std::string_view id) {
   VMLET_ASSIGN_OR_RETURN(ConnRef conn, connection_->Get());
   VMLET_ASSIGN_OR_RETURN(virDomainPtr domain, LookUp(conn.get(), id));
   ScopeGuard free_domain([domain] { virDomainFree(domain); });
-  return InfoOf(domain, id);
+  VMLET_ASSIGN_OR_RETURN(VmInfo info, InfoOf(domain, id));
+  if (const char* name = virDomainGetName(domain); name != nullptr) info.domain_name = name;
+  return info;
 }
 
 absl::StatusOr<std::vector<VmInfo>> LibvirtDriver::List() {
@@ -713,6 +753,7 @@ void LibvirtDriver::Resync(virConnectPtr conn) {
       Vm& vm = vms_[id];
       vm.info.id = id;
       vm.log_path = metadata->log_path;
+      vm.start_paused = metadata->start_paused;
       if (active && !vm.console) {
         // Adopt the running VM: its console continues into the same log.
         absl::StatusOr<std::unique_ptr<ConsoleLog>> console =

@@ -68,8 +68,8 @@ class LibvirtDriver : public VmDriver {
   absl::StatusOr<std::string> RenderDomainXml(const VmConfig& config) override;
   // Resumes the paused domain, unless its machine asked for
   // lifecycle.start_paused: then it stays paused (the container counts as
-  // running) until someone resumes it (virsh resume). Only the vmletd that
-  // created the VM knows that; after a restart Start resumes as usual.
+  // running) until someone resumes it (virsh resume). The domain's vmlet
+  // metadata keeps the setting, so a restarted vmletd honours it too.
   absl::Status Start(std::string_view id) override;
   absl::Status Stop(std::string_view id, absl::Duration timeout) override;
   absl::Status Destroy(std::string_view id) override;
@@ -137,6 +137,13 @@ class LibvirtDriver : public VmDriver {
   static absl::Status CreateEmptyDisks(const VmConfig& config, const DomainOptions& options);
   // The domain of a VM; NOT_FOUND if libvirt has none.
   absl::StatusOr<virDomainPtr> LookUp(virConnectPtr conn, std::string_view id);
+  // Makes `domain`'s UUID free for the VM of `config` to define. Only a VM
+  // spec's own UUID (machine.firmware.uuid) can be taken: the shut-off
+  // domain of one of this vmletd's VMs that exited (an earlier attempt of
+  // the pod) gives it up and keeps its files until its Remove; a running
+  // or foreign domain keeps it (FAILED_PRECONDITION naming it). Caller
+  // holds the VM's job.
+  absl::Status ClaimSpecUuid(virConnectPtr conn, const VmConfig& config, const Domain& domain);
 
   // For Exec and ExecStreaming: checks argv, looks the VM up and checks it
   // runs, then calls `run` with its guest agent and domain name.

@@ -3,9 +3,11 @@
 #include <libvirt/libvirt-qemu.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_join.h"
 #include "base/scope_guard.h"
 #include "base/status.h"
 #include "base/str_util.h"
@@ -40,15 +42,26 @@ absl::Status Qmp(virDomainPtr domain, const std::string& command, int fd, std::s
   return absl::OkStatus();
 }
 
-std::string FdName(int index) { return StrCat("vmlet-tap", index); }
+// The monitor's name for queue `queue` of NIC `index`'s tap.
+std::string FdName(int index, int queue) {
+  return queue == 0 ? StrCat("vmlet-tap", index) : StrCat("vmlet-tap", index, "q", queue);
+}
 
 }  // namespace
 
-std::string NetdevAddCommand(int index, const std::string& fd_name) {
-  Json command = {
-      {"execute", "netdev_add"},
-      {"arguments", {{"type", "tap"}, {"id", StrCat("vmletnet", index)}, {"fd", fd_name}}}};
+std::string NetdevAddCommand(int index, const std::vector<std::string>& fd_names) {
+  Json arguments = {{"type", "tap"}, {"id", StrCat("vmletnet", index)}};
+  if (fd_names.size() == 1) {
+    arguments["fd"] = fd_names.front();
+  } else {
+    arguments["fds"] = absl::StrJoin(fd_names, ":");  // One per queue.
+  }
+  Json command = {{"execute", "netdev_add"}, {"arguments", arguments}};
   return command.dump();
+}
+
+std::string NetdevAddCommand(int index, const std::string& fd_name) {
+  return NetdevAddCommand(index, std::vector<std::string>{fd_name});
 }
 
 std::string DeviceAddCommand(int index, const NetworkInterface& nic, const Nic& settings,
@@ -76,30 +89,27 @@ std::string DeviceAddCommand(int index, const NetworkInterface& nic) {
   return DeviceAddCommand(index, nic, Nic{.index = index}, /*pcie=*/false);
 }
 
-absl::Status CheckNicsSupported(const std::vector<Nic>& settings) {
-  for (const Nic& nic : settings) {
-    if (nic.queues > 1) {
-      return absl::FailedPreconditionError(
-          StrCat("machine.nics[", nic.index, "].queues: ", nic.queues,
-                 " queue pairs: vmletd plugs single-queue taps only: expected 0 or 1"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status PlugNics(virDomainPtr domain, const std::vector<NetworkInterface>& nics,
                       const std::vector<Nic>& settings, bool pcie) {
   for (size_t i = 0; i < nics.size(); ++i) {
     const NetworkInterface& nic = nics[i];
     const int index = static_cast<int>(i);
     const Nic nic_settings = i < settings.size() ? settings[i] : Nic{.index = index};
-    VMLET_ASSIGN_OR_RETURN(int fd, network::OpenTapInNetns(nic.netns_path, nic.tap));
-    ScopeGuard close_fd([fd] { ::close(fd); });
-    const std::string fd_name = FdName(index);
-    Json getfd = {{"execute", "getfd"}, {"arguments", {{"fdname", fd_name}}}};
-    VMLET_RETURN_IF_ERROR(
-        Qmp(domain, getfd.dump(), fd, StrCat("passing tap \"", nic.tap, "\" to QEMU")));
-    VMLET_RETURN_IF_ERROR(Qmp(domain, NetdevAddCommand(index, fd_name), -1,
+    // One descriptor per queue pair, each passed to QEMU by name.
+    VMLET_ASSIGN_OR_RETURN(
+        std::vector<int> fds,
+        network::OpenTapQueuesInNetns(nic.netns_path, nic.tap, std::max(1, nic_settings.queues)));
+    ScopeGuard close_fds([&fds] {
+      for (int fd : fds) ::close(fd);
+    });
+    std::vector<std::string> fd_names;
+    for (size_t queue = 0; queue < fds.size(); ++queue) {
+      fd_names.push_back(FdName(index, static_cast<int>(queue)));
+      Json getfd = {{"execute", "getfd"}, {"arguments", {{"fdname", fd_names.back()}}}};
+      VMLET_RETURN_IF_ERROR(Qmp(domain, getfd.dump(), fds[queue],
+                                StrCat("passing tap \"", nic.tap, "\" to QEMU")));
+    }
+    VMLET_RETURN_IF_ERROR(Qmp(domain, NetdevAddCommand(index, fd_names), -1,
                               StrCat("adding the network backend of tap \"", nic.tap, "\"")));
     VMLET_RETURN_IF_ERROR(Qmp(domain, DeviceAddCommand(index, nic, nic_settings, pcie), -1,
                               StrCat("adding NIC ", nic.mac, " to the VM")));

@@ -25,8 +25,10 @@
 namespace vmlet::vmdriver::libvirt {
 
 // The QMP commands that plug NIC number `index` whose tap was passed as
-// the monitor fd named `fd_name` (exposed for tests).
+// the monitor fd named `fd_name`, or one fd per queue pair named
+// `fd_names` (exposed for tests).
 std::string NetdevAddCommand(int index, const std::string& fd_name);
+std::string NetdevAddCommand(int index, const std::vector<std::string>& fd_names);
 // `settings` (from the domain, domain.h Nic) choose the device model
 // (virtio-net-pci, e1000, e1000e, rtl8139), the MAC (the spec's over the
 // pod's) and virtio queue pairs (mq=on, vectors=2*q+2 when q > 1). On a
@@ -37,13 +39,9 @@ std::string DeviceAddCommand(int index, const NetworkInterface& nic, const Nic& 
                              bool pcie);
 std::string DeviceAddCommand(int index, const NetworkInterface& nic);
 
-// FAILED_PRECONDITION when a NIC asks for what vmletd cannot plug: more
-// than one queue pair (the pod's tap is made single-queue; multiqueue
-// would need it made with IFF_MULTI_QUEUE and opened once per queue).
-absl::Status CheckNicsSupported(const std::vector<Nic>& settings);
-
-// Opens each NIC's tap in its namespace and plugs it into `domain`, with
-// settings[i] for nics[i] (defaults where settings has fewer entries).
+// Opens each NIC's tap in its namespace (once per queue pair: the pod's
+// tap is multi-queue) and plugs it into `domain`, with settings[i] for
+// nics[i] (defaults where settings has fewer entries).
 // Thread-safe; the caller serialises operations on one domain.
 absl::Status PlugNics(virDomainPtr domain, const std::vector<NetworkInterface>& nics,
                       const std::vector<Nic>& settings, bool pcie);
