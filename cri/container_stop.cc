@@ -1,4 +1,5 @@
 // StopContainer: ask the guest to power off, destroy the VM after the timeout.
+#include "base/fault_point.h"
 #include "base/id.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -44,6 +45,7 @@ absl::Status CriService::StopContainerLocked(const ContainerRecord& record,
   VMLET_RETURN_IF_ERROR(Annotate(stopped, StrCat("stopping container \"", id, "\"")));
   VMLET_ASSIGN_OR_RETURN(vmdriver::VmInfo info, driver_->Inspect(id));
   VMLET_RETURN_IF_ERROR(ApplyVmInfo(id, info));
+  VMLET_FAULT_POINT("stop_container.after_exited_record");
   kLog.Info("container {} stopped: exit code {}, reason {}", id, info.exit_code, info.reason);
   return absl::OkStatus();
 }

@@ -1,4 +1,5 @@
 // StopPodSandbox: stop the pod's VM, mark the sandbox not ready.
+#include "base/fault_point.h"
 #include "base/logging.h"
 #include "base/status.h"
 #include "base/str_util.h"
@@ -39,6 +40,7 @@ absl::Status CriService::StopPodSandbox(const v1::StopPodSandboxRequest& req,
     }
     return absl::OkStatus();
   }));
+  VMLET_FAULT_POINT("stop_pod_sandbox.after_not_ready_record");
   // As containerd does, the pod's address goes back to the network now,
   // not at removal: a stopped sandbox never runs again.
   VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(updated));
