@@ -24,11 +24,14 @@ absl::Status CriService::StopContainer(const v1::StopContainerRequest& req,
   return StopContainerLocked(container->record, req.timeout());
 }
 
-absl::Status CriService::StopContainerLocked(const ContainerRecord& record,
-                                             int64_t timeout_seconds) {
+absl::Status CriService::StopContainerLocked(const ContainerRecord& record, int64_t timeout_seconds,
+                                             bool created_too) {
   // Only a running VM has anything to stop; stopping a created or exited
   // container succeeds and changes nothing, as in containerd.
-  if (record.state() != state::v1::CONTAINER_STATE_RUNNING) return absl::OkStatus();
+  const bool created = record.state() == state::v1::CONTAINER_STATE_CREATED;
+  if (record.state() != state::v1::CONTAINER_STATE_RUNNING && !(created && created_too)) {
+    return absl::OkStatus();
+  }
   const std::string& id = record.id();
   absl::Status stopped = timeout_seconds > 0 ? driver_->Stop(id, absl::Seconds(timeout_seconds))
                                              : driver_->Destroy(id);
