@@ -207,6 +207,7 @@ absl::Status CriService::ReconcileContainers() {
       case state::v1::CONTAINER_STATE_CREATING: {
         kLog.Warning("container {} was being created when vmletd stopped; undoing it", id);
         VMLET_RETURN_IF_ERROR(driver_->Remove(id));
+        RemoveContainerSeed(container);  // Written before the VM was defined.
         VMLET_RETURN_IF_ERROR(containers_.Delete(id));
         absl::StatusOr<SandboxRecord> sandbox = sandboxes_.Get(container.sandbox_id());
         if (sandbox.ok()) {
