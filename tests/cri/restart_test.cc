@@ -183,6 +183,28 @@ TEST_F(RestartTest, AnInterruptedCreateContainerLeavesNoSeedBehind) {
   EXPECT_TRUE(ReadFile(StrCat(StateDir(), "/pods/", sandbox, "/seed.iso")).ok());
 }
 
+TEST_F(RestartTest, AVmStartedJustBeforeACrashIsRunningWithAStartTime) {
+  // StartContainer resumed the VM, then vmletd died before recording it;
+  // a restarted driver adopts the running VM without knowing its start.
+  std::string id = CreateContainer(RunSandbox("web"), "vm");
+  service_.reset();
+  ASSERT_TRUE(driver_->Start(id).ok());
+  const std::string persisted = StrCat(dir_.path(), "/fake-vms/", id);
+  absl::StatusOr<std::string> vm = ReadFile(persisted);
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  const size_t at = vm->find("started_at=");
+  ASSERT_NE(at, std::string::npos);
+  vm->replace(at, vm->find('\n', at) - at, "started_at=0");
+  ASSERT_TRUE(WriteFileAtomically(persisted, *vm).ok());
+  const int64_t before_restart = NowNanos();
+
+  Restart();
+
+  v1::ContainerStatus status = ContainerStatus(id);
+  EXPECT_EQ(status.state(), v1::CONTAINER_RUNNING);
+  EXPECT_GE(status.started_at(), before_restart);
+}
+
 TEST_F(RestartTest, AVmThatExitedWhileVmletdWasDownIsRecordedAsExited) {
   std::string id = CreateContainer(RunSandbox("web"), "vm");
   Start(id);
