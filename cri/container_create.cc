@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "annotations/annotations.h"
+#include "base/fault_point.h"
 #include "base/id.h"
 #include "base/logging.h"
 #include "base/scope_guard.h"
@@ -147,6 +148,7 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
   VMLET_RETURN_IF_ERROR(
       Annotate(containers_.Add(record), StrCat("recording container \"", id, "\"")));
   ScopeGuard delete_record([&] { (void)containers_.Delete(id); });
+  VMLET_FAULT_POINT("create_container.after_intent_record");
   // The record now holds the image; had RemoveImage run since Find, the
   // image is gone and the VM must not be built on it.
   if (!images_->Find(image->id).has_value()) {
@@ -156,12 +158,14 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
   ScopeGuard remove_seed([&] { RemoveContainerSeed(record); });
   if (own_seed) {
     VMLET_RETURN_IF_ERROR(WriteContainerSeed(sandbox, record.seed_path(), cloud_init));
+    VMLET_FAULT_POINT("create_container.after_own_seed");
     vm.seed_path = record.seed_path();
   }
 
   VMLET_RETURN_IF_ERROR(
       Annotate(driver_->Create(vm), StrCat("creating VM for container \"", id, "\"")));
   ScopeGuard remove_vm([&] { (void)driver_->Remove(id); });
+  VMLET_FAULT_POINT("create_container.before_created_record");
 
   VMLET_RETURN_IF_ERROR(Annotate(containers_
                                      .Update(id,
@@ -171,6 +175,7 @@ absl::Status CriService::CreateContainer(const v1::CreateContainerRequest& req,
                                              })
                                      .status(),
                                  StrCat("recording container \"", id, "\" as created")));
+  VMLET_FAULT_POINT("create_container.after_created_record");
   remove_vm.Dismiss();
   remove_seed.Dismiss();
   delete_record.Dismiss();

@@ -1,4 +1,5 @@
 // RemoveContainer: destroy the VM if it runs, delete it and its record.
+#include "base/fault_point.h"
 #include "base/logging.h"
 #include "base/status.h"
 #include "base/str_util.h"
@@ -27,8 +28,11 @@ absl::Status CriService::RemoveContainerLocked(const ContainerRecord& record) {
   // Remove destroys a running VM first (the CRI asks for forcible removal).
   VMLET_RETURN_IF_ERROR(
       Annotate(driver_->Remove(id), StrCat("removing VM of container \"", id, "\"")));
+  VMLET_FAULT_POINT("remove_container.after_vm_removed");
+  // Its own cloud-init seed, if it had one, before the record that names
+  // it: a crash in between leaves the record, and a retry finishes.
+  RemoveContainerSeed(record);
   VMLET_RETURN_IF_ERROR(containers_.Delete(id));
-  RemoveContainerSeed(record);  // Its own cloud-init seed, if it had one.
   absl::StatusOr<SandboxRecord> sandbox = sandboxes_.Get(record.sandbox_id());
   if (sandbox.ok()) {
     container_names_.Release(

@@ -1,4 +1,5 @@
 // StartContainer: let the created (paused) VM run.
+#include "base/fault_point.h"
 #include "base/id.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -56,6 +57,7 @@ absl::Status CriService::StartContainer(const v1::StartContainerRequest& req,
                                       return absl::OkStatus();
                                     })
                             .status());
+  VMLET_FAULT_POINT("start_container.after_running_record");
   kLog.Info("container {} started", id);
   return absl::OkStatus();
 }

@@ -207,6 +207,7 @@ absl::Status CriService::ReconcileContainers() {
       case state::v1::CONTAINER_STATE_CREATING: {
         kLog.Warning("container {} was being created when vmletd stopped; undoing it", id);
         VMLET_RETURN_IF_ERROR(driver_->Remove(id));
+        RemoveContainerSeed(container);  // Written before the VM was defined.
         VMLET_RETURN_IF_ERROR(containers_.Delete(id));
         absl::StatusOr<SandboxRecord> sandbox = sandboxes_.Get(container.sandbox_id());
         if (sandbox.ok()) {
@@ -247,7 +248,11 @@ absl::Status CriService::ApplyVmInfo(const std::string& container_id,
           case vmdriver::VmState::kRunning:
             if (r.state() == state::v1::CONTAINER_STATE_CREATED) {
               r.set_state(state::v1::CONTAINER_STATE_RUNNING);
-              r.set_started_at(info.started_at);
+              // A driver that adopted the VM after a restart of vmletd
+              // does not know when it started (StartContainer was cut
+              // short after the resume): now is the best guess, and a
+              // running container always has a start time.
+              r.set_started_at(info.started_at != 0 ? info.started_at : NowNanos());
             }
             break;
           case vmdriver::VmState::kExited:

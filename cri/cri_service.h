@@ -216,8 +216,11 @@ class CriService {
   absl::Status ReconcileContainers();
 
   // Stops (forcibly when `timeout_seconds` <= 0) a running container and
-  // records its exit. Caller holds the container's lock.
-  absl::Status StopContainerLocked(const ContainerRecord& record, int64_t timeout_seconds);
+  // records its exit; with `created_too`, also a created one (its VM is
+  // QEMU, paused, holding the pod's tap: StopPodSandbox frees it). Caller
+  // holds the container's lock.
+  absl::Status StopContainerLocked(const ContainerRecord& record, int64_t timeout_seconds,
+                                   bool created_too = false);
   // Destroys and deletes a container and its VM. Caller holds its lock.
   absl::Status RemoveContainerLocked(const ContainerRecord& record);
 

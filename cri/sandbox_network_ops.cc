@@ -2,6 +2,7 @@
 // down in StopPodSandbox / RemovePodSandbox (and on restart for sandboxes
 // whose creation was interrupted).
 #include "annotations/annotations.h"
+#include "base/fault_point.h"
 #include "base/file_util.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -46,6 +47,7 @@ absl::Status CriService::SetUpSandboxNetwork(const SandboxRecord& record) {
   absl::Status recorded = checkpoint(state);
   VMLET_RETURN_IF_ERROR(set_up);
   VMLET_RETURN_IF_ERROR(recorded);
+  VMLET_FAULT_POINT("run_pod_sandbox.after_network_recorded");
   const std::string seed_path = StrCat(SandboxDir(id), "/seed.iso");
   network::CloudInitSeed seed = network::PodNetwork::Seed(config, state);
   // The pod's cloud-init annotations (RunPodSandbox checked them).
@@ -56,6 +58,7 @@ absl::Status CriService::SetUpSandboxNetwork(const SandboxRecord& record) {
   AddCloudInit(tunables.machine.cloud_init(), &seed);
   VMLET_RETURN_IF_ERROR(Annotate(network::WriteNoCloudSeed(seed_path, seed),
                                  StrCat("writing the cloud-init seed of sandbox \"", id, "\"")));
+  VMLET_FAULT_POINT("run_pod_sandbox.after_seed");
   return sandboxes_
       .Update(id,
               [&seed_path](SandboxRecord& r) {

@@ -1,4 +1,5 @@
 // RemovePodSandbox: stop and remove the pod's VM, then everything of the pod.
+#include "base/fault_point.h"
 #include "base/file_util.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -31,10 +32,12 @@ absl::Status CriService::RemovePodSandbox(const v1::RemovePodSandboxRequest& req
     VMLET_RETURN_IF_ERROR(
         Annotate(RemoveContainerLocked(current->record), StrCat("removing sandbox \"", id, "\"")));
   }
+  VMLET_FAULT_POINT("remove_pod_sandbox.after_containers_removed");
   VMLET_ASSIGN_OR_RETURN(SandboxRecord current, sandboxes_.Get(id));
   VMLET_RETURN_IF_ERROR(TearDownSandboxNetwork(current));
   VMLET_RETURN_IF_ERROR(
       Annotate(RemoveTree(SandboxDir(id)), StrCat("removing state of sandbox \"", id, "\"")));
+  VMLET_FAULT_POINT("remove_pod_sandbox.after_sandbox_dir");
   // The record goes last: until then a retry finds the sandbox and finishes.
   VMLET_RETURN_IF_ERROR(sandboxes_.Delete(id));
   sandbox_names_.Release(SandboxName(sandbox->config().metadata()), id);

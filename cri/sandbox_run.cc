@@ -1,4 +1,5 @@
 // RunPodSandbox: record the intent, prepare the sandbox, mark it ready.
+#include "base/fault_point.h"
 #include "base/file_util.h"
 #include "base/id.h"
 #include "base/logging.h"
@@ -64,10 +65,12 @@ absl::Status CriService::RunPodSandbox(const v1::RunPodSandboxRequest& req,
   // CREATING record and undoes whatever was done.
   VMLET_RETURN_IF_ERROR(Annotate(sandboxes_.Add(record), StrCat("recording sandbox \"", id, "\"")));
   ScopeGuard delete_record([&] { (void)sandboxes_.Delete(id); });
+  VMLET_FAULT_POINT("run_pod_sandbox.after_intent_record");
 
   VMLET_RETURN_IF_ERROR(
       Annotate(MakeDirs(SandboxDir(id), 0700), StrCat("creating state of sandbox \"", id, "\"")));
   ScopeGuard remove_dir([&] { (void)RemoveTree(SandboxDir(id)); });
+  VMLET_FAULT_POINT("run_pod_sandbox.after_sandbox_dir");
   ScopeGuard tear_down([&] {
     absl::StatusOr<SandboxRecord> current = sandboxes_.Get(id);
     if (!current.ok()) return;
@@ -76,6 +79,7 @@ absl::Status CriService::RunPodSandbox(const v1::RunPodSandboxRequest& req,
     }
   });
   VMLET_RETURN_IF_ERROR(SetUpSandboxNetwork(record));
+  VMLET_FAULT_POINT("run_pod_sandbox.before_ready_record");
 
   VMLET_RETURN_IF_ERROR(Annotate(sandboxes_
                                      .Update(id,
@@ -85,6 +89,7 @@ absl::Status CriService::RunPodSandbox(const v1::RunPodSandboxRequest& req,
                                              })
                                      .status(),
                                  StrCat("recording sandbox \"", id, "\" as ready")));
+  VMLET_FAULT_POINT("run_pod_sandbox.after_ready_record");
   tear_down.Dismiss();
   remove_dir.Dismiss();
   delete_record.Dismiss();

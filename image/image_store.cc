@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/fault_point.h"
 #include "base/file_util.h"
 #include "base/id.h"
 #include "base/logging.h"
@@ -499,6 +500,7 @@ absl::StatusOr<std::string> ImageStore::PullFromRegistry(const Reference& ref,
   ScopeGuard remove_tmp([&] { (void)RemoveTree(tmp); });
   const std::string rootfs = StrCat(tmp, "/rootfs");
   VMLET_RETURN_IF_ERROR(MakeDirs(rootfs, 0755));
+  VMLET_FAULT_POINT("image_store.pull.after_tmp_dir");
   for (const Descriptor& layer : manifest.layers) {
     // The download feeds the extractor through a pipe: the layer is
     // verified as it streams and never stored twice.
@@ -508,10 +510,13 @@ absl::StatusOr<std::string> ImageStore::PullFromRegistry(const Reference& ref,
     absl::Status streamed;
     const int64_t layer_start = done;
     std::thread writer([&] {
+      bool first_chunk = true;
       streamed = client.StreamBlob(
           layer,
           [&](std::string_view chunk) {
             if (cancelled_) return absl::CancelledError("vmletd is shutting down");
+            if (!first_chunk) VMLET_FAULT_POINT("image_store.pull.mid_layer");
+            first_chunk = false;
             return WriteAll(fds[1], chunk);
           },
           [&](int64_t bytes, int64_t) {
@@ -534,6 +539,7 @@ absl::StatusOr<std::string> ImageStore::PullFromRegistry(const Reference& ref,
     VMLET_RETURN_IF_ERROR(Annotate(streamed, StrCat("pulling \"", reference, "\"")));
     VMLET_RETURN_IF_ERROR(
         Annotate(extracted.status(), StrCat("image \"", reference, "\": layer ", layer.digest)));
+    VMLET_FAULT_POINT("image_store.pull.after_layer");
   }
   if (progress) progress({.phase = "verifying", .bytes_done = done, .bytes_total = total});
   image.layout = DetectLayout(rootfs);
@@ -651,9 +657,11 @@ absl::StatusOr<std::string> ImageStore::Commit(const std::string& tmp_dir, Store
     // image.json first; the rename then makes the whole image visible at once.
     VMLET_RETURN_IF_ERROR(
         WriteFileAtomically(StrCat(tmp_dir, "/", kMetaFile), MetaJson(image, false), 0644));
+    VMLET_FAULT_POINT("image_store.commit.after_meta");
     if (::rename(tmp_dir.c_str(), ImageDir(image.id).c_str()) != 0) {
       return ErrnoToStatus(errno, StrCat("storing image ", image.id));
     }
+    VMLET_FAULT_POINT("image_store.commit.after_rename");
     remove_tmp.Dismiss();
     std::string id = image.id;  // Copied: the entry takes `image` by move.
     it = images_.emplace(std::move(id), Entry{.image = std::move(image)}).first;

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "base/fault_point.h"
 #include "base/logging.h"
 #include "base/scope_guard.h"
 #include "base/status.h"
@@ -76,9 +77,11 @@ absl::Status PodNetwork::Setup(
 
   state->netns_path = StrCat(options_.netns_dir, "/", config.sandbox_id);
   VMLET_RETURN_IF_ERROR(checkpoint(*state));
+  VMLET_FAULT_POINT("network.setup.after_netns_intent");
   VMLET_RETURN_IF_ERROR(
       Annotate(CreateNetns(state->netns_path),
                StrCat("creating the network namespace of sandbox \"", config.sandbox_id, "\"")));
+  VMLET_FAULT_POINT("network.setup.after_netns");
   if (!cni) {
     undo.Dismiss();
     return absl::OkStatus();
@@ -87,7 +90,9 @@ absl::Status PodNetwork::Setup(
   // Recorded before ADD: an ADD cut short by a crash is still deleted.
   state->cni_config = cni->json;
   VMLET_RETURN_IF_ERROR(checkpoint(*state));
+  VMLET_FAULT_POINT("network.setup.before_cni_add");
   VMLET_ASSIGN_OR_RETURN(CniResult result, cni_.Add(*cni, Runtime(config, *state)));
+  VMLET_FAULT_POINT("network.setup.after_cni_add");
   state->cni_result = result.json;
   state->ips.clear();
   // IPv4 first: the kubelet takes the first address as the pod IP.
@@ -106,10 +111,13 @@ absl::Status PodNetwork::Setup(
   if (state->mac.empty()) state->mac = link.mac;
   state->tap = kVmTap;
   VMLET_RETURN_IF_ERROR(checkpoint(*state));
+  VMLET_FAULT_POINT("network.setup.after_tap_intent");
   VMLET_RETURN_IF_ERROR(
       Annotate(WireTapInNetns(state->netns_path, kCniInterface, state->tap),
                StrCat("wiring the VM tap of sandbox \"", config.sandbox_id, "\"")));
+  VMLET_FAULT_POINT("network.setup.after_tap");
   VMLET_RETURN_IF_ERROR(Restore(config, *state));
+  VMLET_FAULT_POINT("network.setup.after_dhcp");
   undo.Dismiss();
   kLog.Info("sandbox {}: network \"{}\" gave {} (MAC {})", config.sandbox_id, cni->name,
             fmt::join(state->ips, ", "), state->mac);
@@ -141,6 +149,7 @@ absl::Status PodNetwork::Teardown(const PodNetworkConfig& config, PodNetworkStat
     VMLET_RETURN_IF_ERROR(
         Annotate(DeleteTapInNetns(state->netns_path, state->tap),
                  StrCat("removing the VM tap of sandbox \"", config.sandbox_id, "\"")));
+    VMLET_FAULT_POINT("network.teardown.after_tap");
     state->tap.clear();
   }
   if (!state->cni_config.empty()) {
@@ -158,11 +167,13 @@ absl::Status PodNetwork::Teardown(const PodNetworkConfig& config, PodNetworkStat
     CniRuntime runtime = Runtime(config, *state);
     if (!IsNetns(state->netns_path)) runtime.netns_path.clear();
     VMLET_RETURN_IF_ERROR(cni_.Del(cni, runtime, previous ? &*previous : nullptr));
+    VMLET_FAULT_POINT("network.teardown.after_cni_del");
     state->cni_config.clear();
     state->cni_result.clear();
   }
   if (!state->netns_path.empty()) {
     VMLET_RETURN_IF_ERROR(RemoveNetns(state->netns_path));
+    VMLET_FAULT_POINT("network.teardown.after_netns");
     state->netns_path.clear();
   }
   state->mac.clear();

@@ -1,10 +1,11 @@
 // vmletd: the vmlet CRI runtime daemon.
 //
-//   vmletd [--config FILE] [--print-config]
+//   vmletd [--config FILE] [--print-config] [--list-fault-points]
 //
 // Reads /etc/vmlet/vmlet.yaml (or FILE), serves the CRI on cri_socket and
 // runs until SIGTERM or SIGINT, then shuts down gracefully. With
-// --print-config it prints the configuration in effect and exits.
+// --print-config it prints the configuration in effect and exits; with
+// --list-fault-points, the fault-injection points (base/fault_point.h).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
@@ -18,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "base/fault_point.h"
 #include "base/logging.h"
 #include "cmd/vmletd/config.h"
 #include "cmd/vmletd/server.h"
@@ -36,6 +38,11 @@ constexpr char kUsage[] =
     "                  default file means every key takes its default)\n"
     "  --print-config  print the configuration in effect as YAML (every key,\n"
     "                  defaults included) and exit\n"
+    "  --list-fault-points\n"
+    "                  print the names of the fault-injection points, one per line\n"
+    "                  (none in a build with -Dfault_injection=false), and exit;\n"
+    "                  VMLET_FAULT_KILL_AT=NAME in the environment makes vmletd\n"
+    "                  SIGKILL itself at that point (for crash tests)\n"
     "  --version       print the version and exit\n"
     "  --help          print this help and exit\n";
 
@@ -53,6 +60,10 @@ int main(int argc, char** argv) {
     }
     if (arg == "--version") {
       std::printf("vmletd %s\n", VMLET_VERSION);
+      return 0;
+    }
+    if (arg == "--list-fault-points") {
+      std::fputs(vmlet::FaultPointList().c_str(), stdout);
       return 0;
     }
     if (arg == "--print-config") {
@@ -79,6 +90,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   vmlet::SetLogLevel(config->log_level);
+  // Before any thread starts: the armed point is read without a lock.
+  if (absl::Status armed = vmlet::ArmFaultPointFromEnv(); !armed.ok()) {
+    std::fprintf(stderr, "vmletd: %s\n", std::string(armed.message()).c_str());
+    return 1;
+  }
 
   // Signals are taken synchronously by the main thread; every thread that
   // gRPC starts inherits the blocked mask.

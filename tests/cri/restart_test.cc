@@ -159,6 +159,52 @@ TEST_F(RestartTest, AnInterruptedCreateContainerIsUndoneWithItsVm) {
   EXPECT_NE(CreateContainer(sandbox, "vm"), "");
 }
 
+TEST_F(RestartTest, AnInterruptedCreateContainerLeavesNoSeedBehind) {
+  // The VM's own cloud-init seed is written before the VM is defined; a
+  // crash after that left it in the sandbox's directory for good.
+  std::string sandbox = RunSandbox("web");
+  state::v1::ContainerRecord record;
+  record.set_id(GenerateId());
+  record.set_sandbox_id(sandbox);
+  *record.mutable_config() = vmlet::testing::ContainerConfig("vm");
+  record.set_state(state::v1::CONTAINER_STATE_CREATING);
+  const std::string seed = StrCat(StateDir(), "/pods/", sandbox, "/seed-", record.id(), ".iso");
+  record.set_seed_path(seed);
+  service_.reset();
+  ASSERT_TRUE(
+      store::WriteRecordFile(StrCat(StateDir(), "/containers/", record.id(), ".json"), record)
+          .ok());
+  ASSERT_TRUE(WriteFileAtomically(seed, "a seed").ok());
+
+  Restart();
+
+  EXPECT_THAT(Containers().containers(), SizeIs(0));
+  EXPECT_EQ(ReadFile(seed).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(ReadFile(StrCat(StateDir(), "/pods/", sandbox, "/seed.iso")).ok());
+}
+
+TEST_F(RestartTest, AVmStartedJustBeforeACrashIsRunningWithAStartTime) {
+  // StartContainer resumed the VM, then vmletd died before recording it;
+  // a restarted driver adopts the running VM without knowing its start.
+  std::string id = CreateContainer(RunSandbox("web"), "vm");
+  service_.reset();
+  ASSERT_TRUE(driver_->Start(id).ok());
+  const std::string persisted = StrCat(dir_.path(), "/fake-vms/", id);
+  absl::StatusOr<std::string> vm = ReadFile(persisted);
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  const size_t at = vm->find("started_at=");
+  ASSERT_NE(at, std::string::npos);
+  vm->replace(at, vm->find('\n', at) - at, "started_at=0");
+  ASSERT_TRUE(WriteFileAtomically(persisted, *vm).ok());
+  const int64_t before_restart = NowNanos();
+
+  Restart();
+
+  v1::ContainerStatus status = ContainerStatus(id);
+  EXPECT_EQ(status.state(), v1::CONTAINER_RUNNING);
+  EXPECT_GE(status.started_at(), before_restart);
+}
+
 TEST_F(RestartTest, AVmThatExitedWhileVmletdWasDownIsRecordedAsExited) {
   std::string id = CreateContainer(RunSandbox("web"), "vm");
   Start(id);

@@ -112,6 +112,23 @@ TEST_F(SandboxTest, StopGivesTheNetworkBackAndStatusStillShowsTheAddress) {
   ASSERT_TRUE(service_->RemovePodSandbox(remove, &removed).ok());
 }
 
+TEST_F(SandboxTest, StopAlsoStopsTheVmOfACreatedContainer) {
+  // A created container's VM is QEMU, paused, holding the pod's tap: the
+  // network cannot be torn down under it, and it can never start now.
+  std::string id = RunSandbox("web");
+  std::string container = CreateContainer(id, "vm");
+  v1::StopPodSandboxRequest stop;
+  stop.set_pod_sandbox_id(id);
+  v1::StopPodSandboxResponse stopped;
+  ASSERT_TRUE(service_->StopPodSandbox(stop, &stopped).ok());
+  v1::ContainerStatus status = ContainerStatus(container);
+  EXPECT_EQ(status.state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(status.started_at(), 0);
+  EXPECT_GT(status.finished_at(), 0);
+  EXPECT_EQ(driver_->Inspect(container)->state, vmdriver::VmState::kExited);
+  EXPECT_THAT(network_.Active(), ::testing::IsEmpty());
+}
+
 TEST_F(SandboxTest, NetworkReadyFollowsThePodNetwork) {
   auto network_ready = [&] {
     v1::StatusResponse response;

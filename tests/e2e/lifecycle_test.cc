@@ -352,7 +352,10 @@ TEST_F(VmletdTest, FiltersListsByIdPrefixStateLabelsAndPod) {
   std::string alpha_pod, alpha, beta_pod, beta;
   ASSERT_THAT(RunPodWithContainer("alpha", /*start=*/true, &alpha_pod, &alpha), IsOk());
   ASSERT_THAT(RunPodWithContainer("beta", /*start=*/false, &beta_pod, &beta), IsOk());
-  ASSERT_THAT(StopPod(beta_pod), IsOk());  // Its container stays created.
+  // Its created container's VM is stopped with it: exited.
+  ASSERT_THAT(StopPod(beta_pod), IsOk());
+  std::string gamma_pod, gamma;
+  ASSERT_THAT(RunPodWithContainer("gamma", /*start=*/false, &gamma_pod, &gamma), IsOk());
 
   // A filter in protobuf text format, and the ids it selects.
   struct Case {
@@ -360,12 +363,12 @@ TEST_F(VmletdTest, FiltersListsByIdPrefixStateLabelsAndPod) {
     std::vector<std::string> expected;
   };
   const Case pod_cases[] = {
-      {"", {alpha_pod, beta_pod}},
+      {"", {alpha_pod, beta_pod, gamma_pod}},
       {"id: '" + alpha_pod.substr(0, 12) + "'", {alpha_pod}},
-      {"state { state: SANDBOX_READY }", {alpha_pod}},
+      {"state { state: SANDBOX_READY }", {alpha_pod, gamma_pod}},
       {"state { state: SANDBOX_NOTREADY }", {beta_pod}},
       {"label_selector { key: 'io.kubernetes.pod.name' value: 'beta' }", {beta_pod}},
-      {"label_selector { key: 'app' value: 'gamma' }", {}},
+      {"label_selector { key: 'app' value: 'delta' }", {}},
   };
   for (const Case& c : pod_cases) {
     SCOPED_TRACE("ListPodSandbox with filter {" + c.filter + "}");
@@ -375,11 +378,11 @@ TEST_F(VmletdTest, FiltersListsByIdPrefixStateLabelsAndPod) {
   }
 
   const Case container_cases[] = {
-      {"", {alpha, beta}},
+      {"", {alpha, beta, gamma}},
       {"id: '" + beta.substr(0, 12) + "'", {beta}},
       {"state { state: CONTAINER_RUNNING }", {alpha}},
-      {"state { state: CONTAINER_CREATED }", {beta}},
-      {"state { state: CONTAINER_EXITED }", {}},
+      {"state { state: CONTAINER_CREATED }", {gamma}},
+      {"state { state: CONTAINER_EXITED }", {beta}},
       {"label_selector { key: 'io.kubernetes.pod.name' value: 'alpha' }"
        "label_selector { key: 'io.kubernetes.container.name' value: 'main' }",
        {alpha}},

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/time/clock.h"
+#include "base/fault_point.h"
 #include "base/file_util.h"
 #include "base/id.h"
 #include "base/logging.h"
@@ -279,6 +280,7 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
   const std::string dir = VmDir(config.id);
   VMLET_RETURN_IF_ERROR(MakeDirs(dir, 0711));
   ScopeGuard remove_dir([&] { (void)RemoveTree(dir); });
+  VMLET_FAULT_POINT("libvirt.create.after_vm_dir");
   if (!options.overlay_path.empty()) {
     // The image stays untouched: the VM writes into its own overlay, of
     // the requested size (at least the image's). Left over by a crash in
@@ -288,6 +290,7 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
         Annotate(image::CreateQcow2Overlay(options.overlay_path, config.boot.disk_path,
                                            config.boot.disk_format, config.root_disk_bytes),
                  StrCat("creating the disk overlay of VM \"", config.id, "\"")));
+    VMLET_FAULT_POINT("libvirt.create.after_overlay");
   }
   if (!options.seed_path.empty()) {
     // QEMU (an unprivileged user) can reach the VM's directory but not the
@@ -296,8 +299,10 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
     VMLET_RETURN_IF_ERROR(
         Annotate(WriteFileAtomically(options.seed_path, seed, 0644),
                  StrCat("copying the cloud-init seed of VM \"", config.id, "\"")));
+    VMLET_FAULT_POINT("libvirt.create.after_seed_copy");
   }
   VMLET_RETURN_IF_ERROR(CreateEmptyDisks(config, options));
+  if (!options.empty_disk_paths.empty()) VMLET_FAULT_POINT("libvirt.create.after_empty_disks");
   const std::string run_dir = RunDir(config.id);
   ScopeGuard remove_run_dir([&] { (void)RemoveTree(run_dir); });
   if (!domain_def.extra_serial_sockets.empty() || !domain_def.vnc_socket.empty()) {
@@ -326,21 +331,25 @@ absl::Status LibvirtDriver::Create(const VmConfig& config) {
   }
   ScopeGuard free_domain([domain] { virDomainFree(domain); });
   ScopeGuard undefine([domain] { virDomainUndefineFlags(domain, VIR_DOMAIN_UNDEFINE_NVRAM); });
+  VMLET_FAULT_POINT("libvirt.create.after_define");
   if (virDomainCreateWithFlags(domain, VIR_DOMAIN_START_PAUSED) < 0) {
     return LastError(StrCat("starting QEMU (paused) for VM \"", config.id, "\""));
   }
+  VMLET_FAULT_POINT("libvirt.create.after_start_paused");
   if (absl::Status plugged =
           PlugNics(domain, config.nics, domain_def.nics, IsQ35(domain_def.machine));
       !plugged.ok()) {
     virDomainDestroy(domain);
     return Annotate(plugged, StrCat("plugging the NICs of VM \"", config.id, "\""));
   }
+  if (!config.nics.empty()) VMLET_FAULT_POINT("libvirt.create.after_nic_plug");
   absl::StatusOr<std::unique_ptr<ConsoleLog>> console =
       ConsoleLog::Start(options.console_socket, config.log_path);
   if (!console.ok()) {
     virDomainDestroy(domain);
     return Annotate(console.status(), StrCat("capturing the console of VM \"", config.id, "\""));
   }
+  VMLET_FAULT_POINT("libvirt.create.after_console");
   {
     std::lock_guard lock(mu_);
     vms_[config.id].console = *std::move(console);
@@ -418,6 +427,7 @@ absl::Status LibvirtDriver::Start(std::string_view id) {
   } else if (virDomainResume(domain) < 0) {
     return LastError(StrCat("resuming VM \"", id, "\""));
   }
+  VMLET_FAULT_POINT("libvirt.start.after_resume");
   VmInfo info;
   {
     std::lock_guard lock(mu_);
@@ -441,6 +451,7 @@ absl::Status LibvirtDriver::Stop(std::string_view id, absl::Duration timeout) {
   if (state == VIR_DOMAIN_SHUTOFF) return absl::OkStatus();
   if (state != VIR_DOMAIN_PAUSED &&
       virDomainShutdownFlags(domain, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) == 0) {
+    VMLET_FAULT_POINT("libvirt.stop.after_shutdown_request");
     absl::Time deadline = absl::Now() + timeout;
     while (absl::Now() < deadline) {
       if (virDomainGetState(domain, &state, &reason, 0) == 0 && state == VIR_DOMAIN_SHUTOFF) {
@@ -456,6 +467,7 @@ absl::Status LibvirtDriver::Stop(std::string_view id, absl::Duration timeout) {
       absl::Status status = LastError(StrCat("destroying VM \"", id, "\""));
       if (!absl::IsFailedPrecondition(status)) return status;  // Else: it stopped meanwhile.
     }
+    VMLET_FAULT_POINT("libvirt.stop.after_destroy");
     VMLET_RETURN_IF_ERROR(ReadState(domain, id, &state, &reason));
   }
   Emit(RecordExit(id, reason));
@@ -472,6 +484,7 @@ absl::Status LibvirtDriver::Destroy(std::string_view id) {
     absl::Status status = LastError(StrCat("destroying VM \"", id, "\""));
     if (!absl::IsFailedPrecondition(status)) return status;
   }
+  VMLET_FAULT_POINT("libvirt.destroy.after_destroy");
   int state = 0, reason = 0;
   virDomainGetState(domain, &state, &reason, 0);
   Emit(RecordExit(id, reason));
@@ -498,6 +511,7 @@ absl::Status LibvirtDriver::Remove(std::string_view id) {
       absl::Status status = LastError(StrCat("undefining VM \"", id, "\""));
       if (!absl::IsNotFound(status)) return status;
     }
+    VMLET_FAULT_POINT("libvirt.remove.after_undefine");
   }
   std::shared_ptr<ConsoleLog> console;
   {
